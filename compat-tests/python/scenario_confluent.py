@@ -1,0 +1,641 @@
+#!/usr/bin/env python3
+"""Client compatibility scenario for confluent-kafka (librdkafka) against a Kafka broker.
+
+Usage:
+    scenario_confluent.py BOOTSTRAP [--phase all|produce|verify|cleanup] [--state FILE]
+
+Phases (run.sh restarts the broker between two `verify` runs):
+  produce  create a 3-partition topic (max.message.bytes=10000), produce records with
+           explicit timestamps, keyed records with every codec, and one record over the
+           topic's max.message.bytes (must fail with MESSAGE_TOO_LARGE). What was
+           acknowledged (partition, offset, timestamp, content) goes to the state file.
+  verify   metadata, consume everything from offset 0 and compare with the state file
+           (keys, values, headers, timestamps, per-partition order), offsets by timestamp.
+  cleanup  delete the topic and check it disappears from metadata.
+  all      produce, verify, cleanup in one go (the default).
+
+Prints one line per check, `PASS name`, `FAIL name: why` or `SKIP name: why`, and exits
+non-zero if any check failed.
+"""
+
+import argparse
+import base64
+import json
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+    TIMESTAMP_CREATE_TIME,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+PARTITIONS = 3
+MAX_MESSAGE_BYTES = 10000
+RECORDS_PER_CODEC = 120
+KEYS_PER_CODEC = 12
+TS_RECORDS_PER_PARTITION = 5
+TS_STEP_MS = 1000
+
+
+# ----------------------------------------------------------------------------- reporting
+
+class LibrdkafkaLog(logging.Handler):
+    """Keeps librdkafka's log lines (also echoed to stderr) to explain client-side failures."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        self.lines.append(msg)
+        print(f"librdkafka: {msg}", file=sys.stderr, flush=True)
+
+    def notable(self):
+        """The most telling line since the last check: a FAIL/ERROR one, else the last one."""
+        worst = [ln for ln in self.lines if "FAIL" in ln or "ERROR" in ln]
+        return (worst or self.lines or [None])[-1]
+
+
+LIBLOG = LibrdkafkaLog()
+LOGGER = logging.getLogger("librdkafka")
+LOGGER.addHandler(LIBLOG)
+LOGGER.setLevel(logging.DEBUG)
+LOGGER.propagate = False
+
+
+class Report:
+    def __init__(self):
+        self.failures = 0
+
+    def ok(self, name):
+        LIBLOG.lines.clear()
+        print(f"PASS {name}", flush=True)
+
+    def fail(self, name, why):
+        self.failures += 1
+        why = " ".join(str(why).split())
+        log = LIBLOG.notable()
+        if log:
+            why += f" [librdkafka log: {' '.join(log.split())}]"
+        LIBLOG.lines.clear()
+        print(f"FAIL {name}: {why}", flush=True)
+
+    def skip(self, name, why):
+        LIBLOG.lines.clear()
+        print(f"SKIP {name}: {why}", flush=True)
+
+    def check(self, name, problems):
+        """problems: list of strings; empty means pass. Shows the first few."""
+        if problems:
+            extra = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            self.fail(name, "; ".join(problems[:3]) + extra)
+        else:
+            self.ok(name)
+
+
+def b64(data):
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def unb64(text):
+    return None if text is None else base64.b64decode(text)
+
+
+def show(data, limit=40):
+    if data is None:
+        return "null"
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit] + f"...({len(data)} bytes)"
+
+
+def err_text(err):
+    """KafkaError as the client shows it: NAME (code): message."""
+    if err is None:
+        return "no error"
+    if isinstance(err, KafkaError):
+        return f"{err.name()} ({err.code()}): {err.str()}"
+    return str(err)
+
+
+# ----------------------------------------------------------------------------- clients
+
+def common_conf(bootstrap):
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": "compat-confluent",
+        "socket.timeout.ms": 10000,
+        # librdkafka's warnings and errors go through LIBLOG (served by poll/flush)
+        "log_level": 4,
+        "logger": LOGGER,
+    }
+
+
+def admin_client(bootstrap):
+    return AdminClient(common_conf(bootstrap))
+
+
+def topic_metadata(admin, topic, timeout=5.0):
+    """Metadata for all topics (never auto-creates), then pick ours. None if absent."""
+    md = admin.list_topics(timeout=timeout)
+    return md, md.topics.get(topic)
+
+
+def wait_topic_ready(admin, topic, partitions, timeout=20.0):
+    """Wait until the topic shows `partitions` partitions, each with a known leader."""
+    deadline = time.monotonic() + timeout
+    last = "no metadata"
+    while time.monotonic() < deadline:
+        try:
+            md, tm = topic_metadata(admin, topic)
+            if tm is None:
+                last = "topic not in metadata"
+            elif tm.error is not None:
+                last = f"topic error {err_text(tm.error)}"
+            elif len(tm.partitions) != partitions:
+                last = f"{len(tm.partitions)} partitions, expected {partitions}"
+            else:
+                bad = [p for p, pm in tm.partitions.items()
+                       if pm.error is not None or pm.leader not in md.brokers]
+                if not bad:
+                    return None
+                pm = tm.partitions[bad[0]]
+                last = (f"partition {bad[0]}: leader {pm.leader} (brokers {sorted(md.brokers)}), "
+                        f"error {err_text(pm.error) if pm.error else 'none'}")
+        except KafkaException as e:
+            last = f"list_topics: {err_text(e.args[0])}"
+        time.sleep(0.3)
+    return last
+
+
+# ----------------------------------------------------------------------------- produce
+
+def make_records(topic, codec, rng):
+    """Keyed records for one codec: compressible text plus some binary, headers on most."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    out = []
+    for i in range(RECORDS_PER_CODEC):
+        key = f"key-{codec}-{i % KEYS_PER_CODEC:02d}".encode()
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(5, 80)))
+        value = f"{codec}|{i}|{text}|".encode() + bytes(rng.randrange(256) for _ in range(16))
+        headers = [("codec", codec.encode()), ("seq", str(i).encode())]
+        if i % 10 == 3:
+            headers.append(("empty", b""))
+        if i % 10 == 7:
+            headers.append(("null-header", None))
+        if i % 25 == 11:
+            value = None  # tombstone: null value must come back as null
+        if i % 25 == 12:
+            value = b""  # empty value must come back as empty, not null
+        if i % 30 == 29:
+            headers = []
+        out.append({"key": key, "value": value, "headers": headers})
+    return out
+
+
+def produce_batch(bootstrap, topic, records, codec, report_name, rep, extra_conf=None):
+    """Produce `records` (dicts with key/value/headers and optional partition/timestamp).
+
+    Returns the acknowledged records (with partition/offset/timestamp): on partial failure
+    only those that were acknowledged, so that `verify` expects exactly what is in the log.
+    """
+    conf = common_conf(bootstrap)
+    conf.update({
+        "compression.type": codec,
+        "linger.ms": 20,
+        # batches stay under the topic's max.message.bytes (10000)
+        "batch.size": 8000,
+        "acks": "all",
+        "message.timeout.ms": 20000,
+        # strict produce order per partition even if a request were retried
+        "max.in.flight.requests.per.connection": 1,
+    })
+    if extra_conf:
+        conf.update(extra_conf)
+    producer = Producer(conf)
+    results = [None] * len(records)
+
+    def on_delivery(idx):
+        def cb(err, msg):
+            results[idx] = (err, msg.partition(), msg.offset(), msg.timestamp())
+        return cb
+
+    problems = []
+    try:
+        for i, r in enumerate(records):
+            kwargs = {"key": r["key"], "value": r["value"], "on_delivery": on_delivery(i)}
+            if r.get("headers"):
+                kwargs["headers"] = r["headers"]
+            if r.get("partition") is not None:
+                kwargs["partition"] = r["partition"]
+            if r.get("timestamp") is not None:
+                kwargs["timestamp"] = r["timestamp"]
+            while True:
+                try:
+                    producer.produce(topic, **kwargs)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            producer.poll(0)
+    except (KafkaException, ValueError, TypeError) as e:
+        problems.append(f"produce() raised {e}")
+    remaining = producer.flush(30)
+    if remaining:
+        problems.append(f"{remaining} of {len(records)} records not acknowledged within 30s")
+    acked = []
+    for i, (r, res) in enumerate(zip(records, results)):
+        if res is None:
+            if not remaining and not problems:
+                problems.append(f"record {i}: no delivery report")
+            continue
+        err, part, off, (ts_type, ts) = res
+        if err is not None:
+            problems.append(f"record {i}: {err_text(err)}")
+            continue
+        if r.get("partition") is not None and part != r["partition"]:
+            problems.append(f"record {i}: acknowledged on partition {part}, sent to {r['partition']}")
+        if r.get("timestamp") is not None and ts_type == TIMESTAMP_CREATE_TIME and ts != r["timestamp"]:
+            problems.append(f"record {i}: delivery report timestamp {ts}, sent {r['timestamp']}")
+        acked.append({
+            "codec": codec, "seq": i, "partition": part, "offset": off, "timestamp": ts,
+            "key": b64(r["key"]), "value": b64(r["value"]),
+            "headers": [[k, b64(v)] for k, v in (r.get("headers") or [])],
+        })
+    # produce order must be offset order within a partition (max.in.flight=1, one producer)
+    last = {}
+    for a in acked:
+        p = a["partition"]
+        if p in last and a["offset"] <= last[p]:
+            problems.append(f"partition {p}: record {a['seq']} got offset {a['offset']} "
+                            f"after offset {last[p]}")
+        last[p] = a["offset"]
+    rep.check(report_name, problems)
+    return acked
+
+
+def phase_produce(bootstrap, state, rep):
+    topic = state["topic"]
+    admin = admin_client(bootstrap)
+
+    # -- create the topic
+    try:
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1,
+                      config={"max.message.bytes": str(MAX_MESSAGE_BYTES)})],
+            operation_timeout=15, request_timeout=20)
+        futures[topic].result(timeout=30)
+    except KafkaException as e:
+        admin.poll(0)
+        rep.fail("create_topic", f"CreateTopics: {err_text(e.args[0])}")
+        return
+    except Exception as e:  # noqa: BLE001 - report anything the client raises
+        rep.fail("create_topic", f"CreateTopics: {e!r}")
+        return
+    why = wait_topic_ready(admin, topic, PARTITIONS)
+    if why:
+        rep.fail("create_topic", f"created but not ready in metadata: {why}")
+        return
+    rep.ok("create_topic")
+    state["created"] = True
+
+    acked_all = []
+
+    # -- explicit timestamps first, so they are the first records of every partition
+    base = (int(time.time() * 1000) - 600_000) // 1000 * 1000
+    ts_records = []
+    for p in range(PARTITIONS):
+        for k in range(TS_RECORDS_PER_PARTITION):
+            ts_records.append({
+                "key": f"ts-{p}-{k}".encode(), "value": f"timestamped {p}/{k}".encode(),
+                "headers": [("kind", b"timestamp")], "partition": p,
+                "timestamp": base + k * TS_STEP_MS,
+            })
+    acked = produce_batch(bootstrap, topic, ts_records, "none", "produce_timestamps", rep)
+    if acked is not None:
+        for a in acked:
+            a["codec"] = "timestamps"
+        acked_all += acked
+    state["ts_base"] = base
+
+    # -- keyed records with every codec
+    rng = random.Random(topic)
+    for codec in CODECS:
+        records = make_records(topic, codec, rng)
+        acked = produce_batch(bootstrap, topic, records, codec, f"produce_{codec}", rep)
+        if acked is not None:
+            acked_all += acked
+
+    # -- one record larger than the topic's max.message.bytes
+    big = {"key": b"too-large", "value": os.urandom(2 * MAX_MESSAGE_BYTES), "headers": []}
+    conf = common_conf(bootstrap)
+    conf.update({"compression.type": "none", "linger.ms": 0, "acks": "all",
+                 "message.timeout.ms": 15000})
+    producer = Producer(conf)
+    result = []
+    producer.produce(topic, key=big["key"], value=big["value"], partition=0,
+                     on_delivery=lambda err, msg: result.append((err, msg.offset())))
+    producer.flush(20)
+    if not result:
+        rep.fail("message_too_large", "no delivery report within 20s")
+    else:
+        err, off = result[0]
+        if err is None:
+            rep.fail("message_too_large",
+                     f"{len(big['value'])}-byte record was accepted at offset {off} "
+                     f"(topic max.message.bytes={MAX_MESSAGE_BYTES})")
+        elif err.code() != KafkaError.MSG_SIZE_TOO_LARGE:
+            rep.fail("message_too_large", f"expected MSG_SIZE_TOO_LARGE (10), got {err_text(err)}")
+        else:
+            rep.ok("message_too_large")
+
+    state["records"] = acked_all
+
+
+# ----------------------------------------------------------------------------- verify
+
+def consume_all(bootstrap, topic, expected_total, timeout=40.0):
+    """Read every partition from offset 0 to its high watermark. Returns (msgs, errors, hw)."""
+    conf = common_conf(bootstrap)
+    conf.update({
+        "group.id": f"compat-confluent-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": 200,
+    })
+    consumer = Consumer(conf)
+    msgs, errors = [], []
+    hw = {}
+    try:
+        for p in range(PARTITIONS):
+            try:
+                hw[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            except KafkaException as e:
+                hw[p] = ("error", err_text(e.args[0]))
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        at_end = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+                    if len(at_end) == PARTITIONS and len(msgs) >= expected_total:
+                        break
+                    continue
+                errors.append(err_text(m.error()))
+                if len(errors) > 20:
+                    break
+                continue
+            at_end.discard(m.partition())
+            msgs.append(m)
+    finally:
+        consumer.close()
+    return msgs, errors, hw
+
+
+def offsets_for_times(bootstrap, topic, queries):
+    """queries: list of (partition, timestamp) -> list of returned offsets (same order)."""
+    conf = common_conf(bootstrap)
+    conf.update({"group.id": f"compat-confluent-{uuid.uuid4().hex[:8]}",
+                 "enable.auto.commit": False})
+    consumer = Consumer(conf)
+    out = []
+    try:
+        # rounds of one timestamp per partition (a partition may appear once per request)
+        rounds = []
+        for i, (p, ts) in enumerate(queries):
+            for r in rounds:
+                if p not in r:
+                    r[p] = (i, ts)
+                    break
+            else:
+                rounds.append({p: (i, ts)})
+        out = [None] * len(queries)
+        failed = None
+        for r in rounds:
+            if failed:
+                for i, _ in r.values():
+                    out[i] = f"not asked: an earlier request failed with {failed}"
+                continue
+            try:
+                res = consumer.offsets_for_times(
+                    [TopicPartition(topic, p, ts) for p, (_, ts) in r.items()], timeout=10)
+            except KafkaException as e:
+                failed = err_text(e.args[0])
+                for i, _ in r.values():
+                    out[i] = f"offsets_for_times raised {failed}"
+                continue
+            for tp in res:
+                i = r[tp.partition][0]
+                out[i] = f"error {err_text(tp.error)}" if tp.error is not None else tp.offset
+    finally:
+        consumer.close()
+    return out
+
+
+def phase_verify(bootstrap, state, rep):
+    topic = state["topic"]
+    expected = state.get("records") or []
+    if not state.get("created"):
+        rep.fail("metadata", "topic was not created in the produce phase")
+        return
+    admin = admin_client(bootstrap)
+
+    why = wait_topic_ready(admin, topic, PARTITIONS, timeout=30)
+    rep.check("metadata", [why] if why else [])
+
+    by_pos = {(r["partition"], r["offset"]): r for r in expected}
+    msgs, errors, hw = consume_all(bootstrap, topic, len(expected))
+
+    # -- everything back, nothing more
+    problems = [f"consumer error: {e}" for e in errors[:3]]
+    per_part = {p: [] for p in range(PARTITIONS)}
+    for m in msgs:
+        per_part.setdefault(m.partition(), []).append(m)
+    exp_counts = {p: sum(1 for r in expected if r["partition"] == p) for p in range(PARTITIONS)}
+    for p in range(PARTITIONS):
+        if len(per_part[p]) != exp_counts[p]:
+            problems.append(f"partition {p}: consumed {len(per_part[p])} records, "
+                            f"expected {exp_counts[p]}")
+        lo, hi = hw.get(p, (None, None))
+        if lo == "error":
+            problems.append(f"partition {p}: watermark lookup (ListOffsets) failed: {hi}")
+        elif (lo, hi) != (0, exp_counts[p]):
+            problems.append(f"partition {p}: watermarks low={lo} high={hi}, "
+                            f"expected low=0 high={exp_counts[p]}")
+    rep.check("consume_all", problems)
+
+    # -- content per codec: keys, values, headers
+    got = {(m.partition(), m.offset()): m for m in msgs}
+    for codec in ["timestamps"] + CODECS:
+        name = "content_timestamps" if codec == "timestamps" else f"content_{codec}"
+        recs = [r for r in expected if r["codec"] == codec]
+        if not recs:
+            rep.fail(name, "no acknowledged records from the produce phase")
+            continue
+        problems = []
+        for r in recs:
+            pos = (r["partition"], r["offset"])
+            m = got.get(pos)
+            if m is None:
+                problems.append(f"record {codec}#{r['seq']} at partition {pos[0]} offset {pos[1]} "
+                                f"not consumed")
+                continue
+            if m.key() != unb64(r["key"]):
+                problems.append(f"p{pos[0]}@{pos[1]} key {show(m.key())} != {show(unb64(r['key']))}")
+            if m.value() != unb64(r["value"]):
+                problems.append(f"p{pos[0]}@{pos[1]} value {show(m.value())} "
+                                f"!= {show(unb64(r['value']))}")
+            want_h = [(k, unb64(v)) for k, v in r["headers"]]
+            got_h = list(m.headers() or [])
+            if got_h != want_h:
+                problems.append(f"p{pos[0]}@{pos[1]} headers {got_h!r} != {want_h!r}")
+        rep.check(name, problems)
+
+    # -- per-partition order: offsets contiguous from 0, same order as produced
+    problems = []
+    for p in range(PARTITIONS):
+        offs = [m.offset() for m in per_part[p]]
+        if offs != list(range(len(offs))):
+            first_bad = next((i for i, o in enumerate(offs) if o != i), None)
+            problems.append(f"partition {p}: offsets not 0..{len(offs) - 1} in order "
+                            f"(index {first_bad} has offset {offs[first_bad]})")
+            continue
+        order = [(by_pos.get((p, o)) or {}).get("key") for o in offs]
+        exp_order = [r["key"] for r in sorted((r for r in expected if r["partition"] == p),
+                                              key=lambda r: r["offset"])]
+        if order != exp_order:
+            problems.append(f"partition {p}: consumed order differs from produce order")
+    rep.check("partition_order", problems)
+
+    # -- timestamps as the producer set them (CreateTime)
+    problems = []
+    for pos, r in by_pos.items():
+        m = got.get(pos)
+        if m is None:
+            continue
+        ts_type, ts = m.timestamp()
+        if ts_type != TIMESTAMP_CREATE_TIME:
+            problems.append(f"p{pos[0]}@{pos[1]} timestamp type {ts_type}, expected CreateTime")
+        elif ts != r["timestamp"]:
+            problems.append(f"p{pos[0]}@{pos[1]} timestamp {ts}, producer set {r['timestamp']}")
+    rep.check("record_timestamps", problems)
+
+    # -- ListOffsets by timestamp
+    if not any(r["codec"] == "timestamps" for r in expected):
+        rep.fail("offsets_for_times", "no timestamped records were acknowledged")
+        return
+    base = state["ts_base"]
+    queries = []
+    for p in range(PARTITIONS):
+        recs = sorted((r for r in expected if r["partition"] == p), key=lambda r: r["offset"])
+        times = [base - 1, base + TS_STEP_MS // 2, base + 2 * TS_STEP_MS,
+                 base + (TS_RECORDS_PER_PARTITION - 1) * TS_STEP_MS + 1]
+        if recs:
+            times += [recs[-1]["timestamp"], recs[-1]["timestamp"] + 1]
+        times.append(int(time.time() * 1000) + 86_400_000)
+        for t in times:
+            # expected: the first offset whose timestamp >= t, else -1 (no such record)
+            exp = next((r["offset"] for r in recs if r["timestamp"] >= t), -1)
+            queries.append((p, t, exp))
+    answers = offsets_for_times(bootstrap, topic, [(p, t) for p, t, _ in queries])
+    problems = []
+    for (p, t, exp), got_off in zip(queries, answers):
+        if got_off != exp:
+            problems.append(f"partition {p} timestamp {t}: offset {got_off}, expected {exp}")
+    rep.check("offsets_for_times", problems)
+
+
+# ----------------------------------------------------------------------------- cleanup
+
+def phase_cleanup(bootstrap, state, rep):
+    topic = state["topic"]
+    if not state.get("created"):
+        rep.fail("delete_topic", "topic was not created in the produce phase")
+        return
+    admin = admin_client(bootstrap)
+    try:
+        futures = admin.delete_topics([topic], operation_timeout=15, request_timeout=20)
+        futures[topic].result(timeout=30)
+    except KafkaException as e:
+        admin.poll(0)
+        rep.fail("delete_topic", f"DeleteTopics: {err_text(e.args[0])}")
+        return
+    except Exception as e:  # noqa: BLE001
+        rep.fail("delete_topic", f"DeleteTopics: {e!r}")
+        return
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            _, tm = topic_metadata(admin, topic)
+            if tm is None:
+                rep.ok("delete_topic")
+                return
+            last = f"still in metadata ({len(tm.partitions)} partitions)"
+        except KafkaException as e:
+            last = f"list_topics: {err_text(e.args[0])}"
+        if time.monotonic() > deadline:
+            rep.fail("delete_topic", f"deleted, but 20s later: {last}")
+            return
+        time.sleep(0.3)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("bootstrap")
+    ap.add_argument("--phase", choices=["all", "produce", "verify", "cleanup"], default="all")
+    ap.add_argument("--state", help="state file shared between phases "
+                                    "(default: a temporary file, only with --phase all)")
+    args = ap.parse_args()
+
+    if args.phase != "all" and not args.state:
+        ap.error("--state is required with --phase produce|verify|cleanup")
+    state_file = args.state or os.path.join(tempfile.mkdtemp(prefix="compat-confluent-"), "state.json")
+
+    rep = Report()
+    try:
+        run_phases(args, state_file, rep)
+    except Exception as e:  # noqa: BLE001 - a client exception must not hide the report
+        import traceback
+        traceback.print_exc()
+        rep.fail(f"{args.phase}_phase", f"scenario crashed: {e!r}")
+    return 1 if rep.failures else 0
+
+
+def run_phases(args, state_file, rep):
+    if args.phase in ("all", "produce"):
+        state = {"topic": f"compat-confluent-{int(time.time())}-{uuid.uuid4().hex[:6]}"}
+        print(f"# topic {state['topic']}", flush=True)
+        try:
+            phase_produce(args.bootstrap, state, rep)
+        finally:
+            with open(state_file, "w") as f:
+                json.dump(state, f)
+    with open(state_file) as f:
+        state = json.load(f)
+    if args.phase in ("all", "verify"):
+        phase_verify(args.bootstrap, state, rep)
+    if args.phase in ("all", "cleanup"):
+        phase_cleanup(args.bootstrap, state, rep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

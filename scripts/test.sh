@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit and integration tests of the workspace, the client
+# compatibility suite (installs its own clients), and a short fuzz run of the decoder.
+# Usage: scripts/test.sh            (everything)
+#        FUZZ_SECONDS=300 scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo test (workspace)"
+cargo test --workspace --release 2>&1
+
+echo "== client compatibility suite"
+bash compat-tests/run.sh
+
+if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
+  echo "== decoder fuzzing (${FUZZ_SECONDS:-60}s)"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
+echo "== all tests passed"

@@ -1,0 +1,176 @@
+//! The broker's shared state: configuration, the metadata store, and the hosted
+//! partitions. Handlers get an `&Broker`; nothing here touches sockets.
+//!
+//! Start-up order: validate config (done by the caller) → open the metadata store →
+//! initialise the cluster id once → register this broker's client address → open and
+//! recover every hosted partition. Background tasks: retention and interval flushes.
+
+pub mod partitions;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Config, FlushPolicy};
+use crate::metadata::{MetadataCommand, MetadataError, MetadataStore};
+pub use partitions::{Partition, PartitionRegistry};
+pub use topics::AdminError;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("cannot open partition data: {0}")]
+    Partitions(String),
+}
+
+/// Everything a request handler works on.
+pub struct Broker {
+    pub config: Arc<Config>,
+    pub node_id: i32,
+    pub metadata: MetadataStore,
+    pub partitions: PartitionRegistry,
+    pub started_at: Instant,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new cluster id in Kafka's form: 22 characters of URL-safe base64 of a random UUID.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = Vec::with_capacity(22);
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits >> 122) as usize & 63]);
+        bits <<= 6;
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl Broker {
+    /// Opens the broker's state from `config.data_dir`, recovering what is on disk.
+    pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let config = Arc::new(config);
+        let metadata = MetadataStore::open(&config.data_dir)?;
+        if metadata.image().cluster_id.is_empty() {
+            metadata.propose(MetadataCommand::InitCluster {
+                cluster_id: new_cluster_id(),
+            })?;
+        }
+        let node_id = config.node_id();
+        let host = config.server.advertised_host.clone();
+        let port = config.server.port;
+        let registered = metadata.image().brokers.get(&node_id).cloned();
+        if registered.is_none_or(|b| b.host != host || b.port != port) {
+            metadata.propose(MetadataCommand::RegisterBroker { id: node_id, host, port })?;
+        }
+        let broker = Arc::new(Broker {
+            partitions: PartitionRegistry::new(config.clone()),
+            config,
+            node_id,
+            metadata,
+            started_at: Instant::now(),
+        });
+        let image = broker.metadata.image();
+        broker.partitions.remove_strays(&image);
+        broker
+            .partitions
+            .sync(&image, node_id)
+            .map_err(|e| StartError::Partitions(e.to_string()))?;
+        tracing::info!(
+            cluster_id = %image.cluster_id,
+            node_id,
+            topics = image.topics.len(),
+            "metadata loaded"
+        );
+        Ok(broker)
+    }
+
+    /// Runs retention and interval flushes until the process ends.
+    pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(broker.config.retention_check_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.apply_retention()).await;
+            }
+        });
+        if let FlushPolicy::Interval(every) = self.config.flush {
+            let broker = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
+                loop {
+                    tick.tick().await;
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
+                }
+            });
+        }
+    }
+
+    /// Deletes expired segments of every partition; returns how many were deleted.
+    pub fn apply_retention(&self) -> usize {
+        let now = now_ms();
+        let mut deleted = 0;
+        for p in self.partitions.all() {
+            match p.log().apply_retention(now) {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(segments = deleted, "retention deleted segments");
+        }
+        deleted
+    }
+
+    fn flush_due(&self) {
+        let now = now_ms();
+        for p in self.partitions.all() {
+            if let Err(e) = p.log().flush_if_due(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Flushes every partition (clean shutdown).
+    pub fn flush_all(&self) {
+        for p in self.partitions.all() {
+            if let Err(e) = p.log().flush() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_look_like_kafka_ones() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert_ne!(id, new_cluster_id());
+    }
+}

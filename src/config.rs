@@ -1,0 +1,515 @@
+//! The broker configuration: the guide's JSON format, its defaults, and validation.
+//!
+//! Invariant: a [`Config`] that exists is valid. Loading refuses unknown fields, wrong
+//! types and out-of-range values with one line naming the file and the field, before the
+//! broker creates any directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A configuration error: the file, the field and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// When the broker forces appended data to disk (fdatasync). Kafka's default is to leave it
+/// to the page cache and rely on replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Never fsync on the write path (Kafka's default); the OS writes back dirty pages.
+    Never,
+    /// fsync after every N appended records (Kafka's `flush.messages`).
+    EveryMessages(u64),
+    /// fsync every interval, from a background task (Kafka's `flush.ms`).
+    Interval(Duration),
+    /// fsync before acknowledging every produce.
+    Always,
+}
+
+/// The whole broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Partition data directory.
+    pub data_dir: PathBuf,
+    pub max_topic_partitions: i32,
+    pub segment_size: u64,
+    /// `None` means keep forever.
+    pub retention_time: Option<Duration>,
+    /// `None` means no size limit.
+    pub retention_bytes: Option<i64>,
+    pub retention_check_interval: Duration,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub max_message_bytes: i32,
+    pub flush: FlushPolicy,
+    pub server: ServerConfig,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address the listener binds to.
+    pub host: String,
+    pub port: u16,
+    /// Host clients are told to connect to in Metadata.
+    pub advertised_host: String,
+    pub log_file: Option<PathBuf>,
+    pub max_request_bytes: usize,
+}
+
+/// The guide's `cluster` section. Parsed and validated now; the Raft cluster uses it.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    pub node_id: i32,
+    pub raft_address: Option<String>,
+    pub initial_members: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub election_rtt: u64,
+    pub heartbeat_rtt: u64,
+    pub rtt_ms: u64,
+    pub check_quorum: bool,
+    pub snapshot_entries: u64,
+    pub compaction_overhead: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_raw(RawConfig::default(), "<defaults>")
+            .unwrap_or_else(|e| unreachable!("the built-in defaults are valid: {e}"))
+    }
+}
+
+// ---- the file format -------------------------------------------------------------------
+
+/// A port written as in the guide (`"9092"`) or as a number.
+#[derive(Debug, Clone)]
+struct Port(i64);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Num(i64),
+            Str(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Num(n) => Ok(Port(n)),
+            Either::Str(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Port)
+                .map_err(|_| serde::de::Error::custom(format!("port {s:?} is not a number"))),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    data_dir: String,
+    max_topic_partitions: i64,
+    segment_size: i64,
+    retention_time: String,
+    retention_bytes: i64,
+    retention_check_interval: String,
+    default_partitions: i64,
+    auto_create_topics: bool,
+    max_message_bytes: i64,
+    flush: RawFlush,
+    server: RawServer,
+    cluster: RawCluster,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            data_dir: "./data".into(),
+            max_topic_partitions: 1024,
+            segment_size: 1 << 30,
+            retention_time: "168h".into(),
+            retention_bytes: -1,
+            retention_check_interval: "5m".into(),
+            default_partitions: 1,
+            auto_create_topics: true,
+            max_message_bytes: 1_048_588,
+            flush: RawFlush::default(),
+            server: RawServer::default(),
+            cluster: RawCluster::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFlush {
+    policy: String,
+    messages: i64,
+    interval: String,
+}
+
+impl Default for RawFlush {
+    fn default() -> Self {
+        RawFlush {
+            policy: "never".into(),
+            messages: 10_000,
+            interval: "1s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    host: String,
+    port: Port,
+    advertised_host: Option<String>,
+    log_file: Option<String>,
+    max_request_bytes: i64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            host: "127.0.0.1".into(),
+            port: Port(9092),
+            advertised_host: None,
+            log_file: None,
+            max_request_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCluster {
+    enabled: bool,
+    node_id: i64,
+    raft_address: Option<String>,
+    initial_members: Vec<String>,
+    data_dir: Option<String>,
+    election_rtt: i64,
+    heartbeat_rtt: i64,
+    rtt_ms: i64,
+    check_quorum: bool,
+    snapshot_entries: i64,
+    compaction_overhead: i64,
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        RawCluster {
+            enabled: false,
+            node_id: 1,
+            raft_address: None,
+            initial_members: Vec::new(),
+            data_dir: None,
+            election_rtt: 10,
+            heartbeat_rtt: 1,
+            rtt_ms: 100,
+            check_quorum: true,
+            snapshot_entries: 10_000,
+            compaction_overhead: 5_000,
+        }
+    }
+}
+
+/// Parses a Go-style duration: `"168h"`, `"1h30m"`, `"500ms"`, `"10s"`. `"-1"` or `"0"` are
+/// accepted by callers that give them a meaning.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; write e.g. \"168h\", \"30m\" or \"500ms\"".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "{text:?} is not a duration; write e.g. \"168h\", \"30m\" or \"500ms\""
+            ));
+        }
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: {:?} is not a number", &rest[..digits]))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let nanos_per = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("{text:?} has a number without a unit (ns, us, ms, s, m, h)")),
+            other => {
+                return Err(format!(
+                    "{text:?} has an unknown unit {other:?}; use ns, us, ms, s, m or h"
+                ))
+            }
+        };
+        total += Duration::from_nanos((number * nanos_per) as u64);
+    }
+    Ok(total)
+}
+
+struct Check<'a> {
+    file: &'a str,
+}
+
+impl Check<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn range(&self, field: &str, value: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        if value < min || value > max {
+            Err(self.err(field, format!("{value} is out of range {min}..={max}")))
+        } else {
+            Ok(value)
+        }
+    }
+
+    fn duration(&self, field: &str, text: &str) -> Result<Duration, ConfigError> {
+        parse_duration(text).map_err(|m| self.err(field, m))
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            field: "(file)".into(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." || path.is_empty() {
+                "(top level)".to_string()
+            } else {
+                path
+            };
+            ConfigError {
+                file: file.to_string(),
+                field,
+                message: inner.to_string(),
+            }
+        })?;
+        Config::from_raw(raw, file)
+    }
+
+    fn from_raw(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+        let c = Check { file };
+        if raw.data_dir.trim().is_empty() {
+            return Err(c.err("data_dir", "must not be empty"));
+        }
+        let max_topic_partitions =
+            c.range("max_topic_partitions", raw.max_topic_partitions, 1, 100_000)? as i32;
+        let segment_size = c.range("segment_size", raw.segment_size, 1024, i32::MAX as i64)? as u64;
+        let retention_time = match raw.retention_time.trim() {
+            "-1" | "" => None,
+            text => Some(c.duration("retention_time", text)?),
+        };
+        let retention_bytes = match raw.retention_bytes {
+            -1 => None,
+            n if n > 0 => Some(n),
+            n => return Err(c.err("retention_bytes", format!("{n} must be positive, or -1 for no limit"))),
+        };
+        let retention_check_interval =
+            c.duration("retention_check_interval", &raw.retention_check_interval)?;
+        if retention_check_interval.is_zero() {
+            return Err(c.err("retention_check_interval", "must be above zero"));
+        }
+        let default_partitions =
+            c.range("default_partitions", raw.default_partitions, 1, max_topic_partitions as i64)? as i32;
+        let max_message_bytes =
+            c.range("max_message_bytes", raw.max_message_bytes, 64, i32::MAX as i64)? as i32;
+        let flush = match raw.flush.policy.as_str() {
+            "never" => FlushPolicy::Never,
+            "always" => FlushPolicy::Always,
+            "messages" => FlushPolicy::EveryMessages(
+                c.range("flush.messages", raw.flush.messages, 1, i64::MAX)? as u64,
+            ),
+            "interval" => {
+                let every = c.duration("flush.interval", &raw.flush.interval)?;
+                if every.is_zero() {
+                    return Err(c.err("flush.interval", "must be above zero"));
+                }
+                FlushPolicy::Interval(every)
+            }
+            other => {
+                return Err(c.err(
+                    "flush.policy",
+                    format!("{other:?} is not one of \"never\", \"messages\", \"interval\", \"always\""),
+                ))
+            }
+        };
+        let port = c.range("server.port", raw.server.port.0, 1, 65535)? as u16;
+        if raw.server.host.trim().is_empty() {
+            return Err(c.err("server.host", "must not be empty"));
+        }
+        let advertised_host = match raw.server.advertised_host {
+            Some(h) if h.trim().is_empty() => {
+                return Err(c.err("server.advertised_host", "must not be empty"))
+            }
+            Some(h) => h,
+            None if raw.server.host == "0.0.0.0" || raw.server.host == "::" => "127.0.0.1".into(),
+            None => raw.server.host.clone(),
+        };
+        let max_request_bytes = c.range(
+            "server.max_request_bytes",
+            raw.server.max_request_bytes,
+            1024,
+            i32::MAX as i64,
+        )? as usize;
+        let rc = raw.cluster;
+        let node_id = c.range("cluster.node_id", rc.node_id, 0, i32::MAX as i64)? as i32;
+        let election_rtt = c.range("cluster.election_rtt", rc.election_rtt, 2, 10_000)? as u64;
+        let heartbeat_rtt = c.range("cluster.heartbeat_rtt", rc.heartbeat_rtt, 1, 10_000)? as u64;
+        if heartbeat_rtt >= election_rtt {
+            return Err(c.err(
+                "cluster.heartbeat_rtt",
+                format!("{heartbeat_rtt} must be below election_rtt ({election_rtt})"),
+            ));
+        }
+        let cluster = ClusterConfig {
+            enabled: rc.enabled,
+            node_id,
+            raft_address: rc.raft_address,
+            initial_members: rc.initial_members,
+            data_dir: rc.data_dir.map(PathBuf::from),
+            election_rtt,
+            heartbeat_rtt,
+            rtt_ms: c.range("cluster.rtt_ms", rc.rtt_ms, 1, 60_000)? as u64,
+            check_quorum: rc.check_quorum,
+            snapshot_entries: c.range("cluster.snapshot_entries", rc.snapshot_entries, 1, i64::MAX)? as u64,
+            compaction_overhead: c.range("cluster.compaction_overhead", rc.compaction_overhead, 0, i64::MAX)?
+                as u64,
+        };
+        if cluster.enabled {
+            if cluster.raft_address.is_none() {
+                return Err(c.err("cluster.raft_address", "is required when cluster.enabled is true"));
+            }
+            if cluster.initial_members.is_empty() {
+                return Err(c.err("cluster.initial_members", "is required when cluster.enabled is true"));
+            }
+        }
+        Ok(Config {
+            data_dir: PathBuf::from(raw.data_dir),
+            max_topic_partitions,
+            segment_size,
+            retention_time,
+            retention_bytes,
+            retention_check_interval,
+            default_partitions,
+            auto_create_topics: raw.auto_create_topics,
+            max_message_bytes,
+            flush,
+            server: ServerConfig {
+                host: raw.server.host,
+                port,
+                advertised_host,
+                log_file: raw.server.log_file.map(PathBuf::from),
+                max_request_bytes,
+            },
+            cluster,
+        })
+    }
+
+    /// This broker's id (the Raft node id once the cluster exists; 1 on a single node).
+    pub fn node_id(&self) -> i32 {
+        self.cluster.node_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.json")
+    }
+
+    #[test]
+    fn empty_object_gives_single_node_defaults() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.server.host, "127.0.0.1");
+        assert_eq!(c.server.port, 9092);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.retention_time, Some(Duration::from_secs(168 * 3600)));
+        assert_eq!(c.default_partitions, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.flush, FlushPolicy::Never);
+        assert_eq!(c.node_id(), 1);
+    }
+
+    #[test]
+    fn guide_example_parses() {
+        let c = parse(
+            r#"{"data_dir": "./data-node1", "max_topic_partitions": 16, "segment_size": 1073741824,
+                "retention_time": "168h", "server": {"port": "9092", "log_file": "logs/node1.log"},
+                "cluster": {"enabled": true, "node_id": 1, "raft_address": "localhost:8001",
+                  "initial_members": ["localhost:8001", "localhost:8002", "localhost:8003"],
+                  "data_dir": "./raft-data/node1", "election_rtt": 10, "heartbeat_rtt": 1,
+                  "check_quorum": true, "snapshot_entries": 10000, "compaction_overhead": 5000}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.max_topic_partitions, 16);
+        assert!(c.cluster.enabled);
+        assert_eq!(c.cluster.initial_members.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let e = parse(r#"{"retention_time": "168x"}"#).unwrap_err();
+        assert_eq!(e.field, "retention_time");
+        assert!(e.to_string().starts_with("test.json: retention_time: "), "{e}");
+        let e = parse(r#"{"server": {"port": "70000"}}"#).unwrap_err();
+        assert_eq!(e.field, "server.port");
+        let e = parse(r#"{"server": {"prot": 1}}"#).unwrap_err();
+        assert!(e.field.starts_with("server"), "{e}");
+        assert!(e.message.contains("prot"), "{e}");
+        let e = parse(r#"{"segment_size": "big"}"#).unwrap_err();
+        assert_eq!(e.field, "segment_size");
+        let e = parse(r#"{"flush": {"policy": "sometimes"}}"#).unwrap_err();
+        assert_eq!(e.field, "flush.policy");
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

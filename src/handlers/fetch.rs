@@ -1,0 +1,138 @@
+//! Fetch: whole batches from the one containing the fetch offset, every requested
+//! partition in the response (empty records, never null), and a real long poll: when less
+//! than `min_bytes` is available the request waits, woken by appends, until `max_wait_ms`.
+//!
+//! One deadline per request. No lock is held across `.await`: each pass reads the logs
+//! synchronously, then the request waits on a `Notify` registered with every partition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::leader_epoch_error;
+use crate::broker::{Broker, Partition};
+
+/// One pass over every requested partition.
+struct Pass {
+    topics: Vec<FetchableTopicResponse>,
+    bytes: usize,
+    /// Whether any partition answered with an error (which ends a long poll, as in Kafka).
+    errors: bool,
+    /// Partitions to wait on if the pass did not return enough.
+    hosted: Vec<Arc<Partition>>,
+}
+
+fn empty_partition(index: i32) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+        .with_aborted_transactions(Some(Vec::new()))
+        .with_records(Some(Bytes::new()))
+}
+
+fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
+    let image = broker.metadata.image();
+    let mut budget = request.max_bytes.max(0) as usize;
+    let mut pass = Pass {
+        topics: Vec::with_capacity(request.topics.len()),
+        bytes: 0,
+        errors: false,
+        hosted: Vec::new(),
+    };
+    for t in &request.topics {
+        let name = t.topic.0.as_str();
+        let topic_image = image.topics.get(name);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut data = empty_partition(p.partition);
+            let epoch = topic_image
+                .and_then(|ti| ti.partitions.get(p.partition as usize))
+                .map(|pi| pi.leader_epoch);
+            let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(name, p.partition)) else {
+                pass.errors = true;
+                partitions.push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                continue;
+            };
+            if version >= 9 {
+                if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {
+                    pass.errors = true;
+                    partitions.push(data.with_error_code(code));
+                    continue;
+                }
+            }
+            let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+            let log = partition.log();
+            let end = log.log_end_offset();
+            data = data
+                .with_high_watermark(end)
+                .with_last_stable_offset(end)
+                .with_log_start_offset(log.log_start_offset());
+            // Kafka sends at least one whole batch only for the first partition with data.
+            let result = if limit == 0 && pass.bytes > 0 {
+                Ok(Bytes::new())
+            } else {
+                log.read(p.fetch_offset, limit.max(1)).map(|r| r.bytes)
+            };
+            drop(log);
+            match result {
+                Ok(bytes) => {
+                    budget = budget.saturating_sub(bytes.len());
+                    pass.bytes += bytes.len();
+                    data = data.with_records(Some(bytes));
+                }
+                Err(e) => {
+                    pass.errors = true;
+                    data = data.with_error_code(e.kafka_error_code());
+                }
+            }
+            pass.hosted.push(partition);
+            partitions.push(data);
+        }
+        pass.topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    pass
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+    if request.session_id != 0 {
+        // This broker never hands out fetch sessions (it answers session id 0), so a client
+        // naming one is out of date: Kafka's answer is FETCH_SESSION_ID_NOT_FOUND.
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    loop {
+        let pass = read_all(broker, &request, version);
+        let now = Instant::now();
+        if min_bytes == 0 || pass.bytes >= min_bytes || pass.errors || now >= deadline || pass.hosted.is_empty() {
+            return FetchResponse::default().with_responses(pass.topics);
+        }
+        let waker = Arc::new(Notify::new());
+        for p in &pass.hosted {
+            p.wait_for_append(&waker);
+        }
+        // An append between the read and the registration already stored a permit (or
+        // will): `notify_one` on a Notify with no waiter keeps it for the next `notified`.
+        let again = read_all(broker, &request, version);
+        if again.bytes >= min_bytes || again.errors {
+            return FetchResponse::default().with_responses(again.topics);
+        }
+        if tokio::time::timeout_at(deadline, waker.notified()).await.is_err() {
+            return FetchResponse::default().with_responses(read_all(broker, &request, version).topics);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+) and lookup by
+//! timestamp through the time index.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::leader_epoch_error;
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let image = broker.metadata.image();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let epoch = image
+                        .topics
+                        .get(&name)
+                        .and_then(|ti| ti.partitions.get(p.partition_index as usize))
+                        .map(|pi| pi.leader_epoch);
+                    let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(&name, p.partition_index))
+                    else {
+                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if version >= 4 {
+                        if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {
+                            return r.with_error_code(code);
+                        }
+                    }
+                    let log = partition.log();
+                    let found = match p.timestamp {
+                        LATEST => Some((log.log_end_offset(), -1)),
+                        EARLIEST => Some((log.log_start_offset(), -1)),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => return r.with_error_code(ResponseError::InvalidRequest.code()),
+                    };
+                    match found {
+                        Some((offset, timestamp)) => r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch),
+                        None => r,
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,126 @@
+//! Produce: validate each partition's batch at the header level (magic, CRC, counts, size),
+//! append it to the partition log with offsets and the leader epoch assigned in place, and
+//! answer per partition. acks=0 gets no response at all.
+//!
+//! No per-record work and no lock held across `.await`: validation runs before the log
+//! lock is taken, and the append itself is one synchronous call.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::str_bytes;
+use crate::broker::{now_ms, Broker};
+use crate::log::batch::validate_producer_batches;
+use crate::topic_config::TopicSettings;
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let image = broker.metadata.image();
+    let refuse_all = if !matches!(acks, -1..=1) {
+        Some((ResponseError::InvalidRequiredAcks.code(), "acks must be -1 (all), 0 or 1".to_string()))
+    } else if request.transactional_id.is_some() {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            "transactions are not supported by this broker".to_string(),
+        ))
+    } else {
+        None
+    };
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.as_str();
+        let topic_image = image.topics.get(name);
+        let settings = topic_image.map(|t| TopicSettings::resolve(&broker.config, &t.configs));
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let index = data.index;
+            if let Some((code, message)) = &refuse_all {
+                partitions.push(partition_error(index, *code, Some(message.clone())));
+                continue;
+            }
+            let (Some(t), Some(settings)) = (topic_image, settings.as_ref()) else {
+                partitions.push(partition_error(index, ResponseError::UnknownTopicOrPartition.code(), None));
+                continue;
+            };
+            let (Some(p_image), Some(partition)) = (
+                usize::try_from(index).ok().and_then(|i| t.partitions.get(i)),
+                broker.partitions.get(name, index),
+            ) else {
+                partitions.push(partition_error(index, ResponseError::UnknownTopicOrPartition.code(), None));
+                continue;
+            };
+            let records = data.records.unwrap_or_default();
+            let headers = match validate_producer_batches(&records, settings.max_message_bytes) {
+                Ok(h) => h,
+                Err(e) => {
+                    let code = e.kafka_error_code();
+                    let mut r = partition_error(index, code, Some(e.to_string()));
+                    if code == ResponseError::InvalidRecord.code() {
+                        r = r.with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                            .with_batch_index(0)
+                            .with_batch_index_error_message(Some(str_bytes(e.to_string())))]);
+                    }
+                    partitions.push(r);
+                    continue;
+                }
+            };
+            if headers.iter().any(|h| h.is_transactional()) {
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::InvalidRecord.code(),
+                    Some("transactional batches are not supported by this broker".into()),
+                ));
+                continue;
+            }
+            // The batch header is patched in place (offsets, epoch), so it needs its own bytes.
+            let mut owned = BytesMut::from(&records[..]);
+            let appended = partition
+                .log()
+                .append(&mut owned, &headers, p_image.leader_epoch, now_ms());
+            match appended {
+                Ok(info) => {
+                    partition.notify_appended();
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                    );
+                }
+                Err(e) => {
+                    if e.is_storage_failure() {
+                        tracing::error!(topic = name, partition = index, error = %e, "append failed");
+                    }
+                    partitions.push(partition_error(index, e.kafka_error_code(), Some(e.to_string())));
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,176 @@
+//! CreateTopics, DeleteTopics and CreatePartitions: per-topic results with the error code
+//! and message Apache Kafka would give. The work itself is in `broker::topics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use uuid::Uuid;
+
+use super::configs::config_source;
+use super::str_bytes;
+use crate::broker::{AdminError, Broker};
+use crate::topic_config::{self, TOPIC_CONFIGS};
+
+fn names_seen_twice<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for n in names {
+        *counts.entry(n.to_string()).or_default() += 1;
+    }
+    counts.retain(|_, c| *c > 1);
+    counts
+}
+
+pub fn create(broker: &Arc<Broker>, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let duplicates = names_seen_twice(request.topics.iter().map(|t| t.name.0.as_str()));
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let outcome = (|| {
+            if duplicates.contains_key(&name) {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("topic '{name}' appears more than once in the request"),
+                ));
+            }
+            let mut configs = BTreeMap::new();
+            for c in &topic.configs {
+                match &c.value {
+                    Some(v) => {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    None => {
+                        return Err(AdminError::new(
+                            ResponseError::InvalidConfig,
+                            format!("config '{}' has a null value", c.name.as_str()),
+                        ))
+                    }
+                }
+            }
+            let (mut partitions, mut rf) = (topic.num_partitions, topic.replication_factor);
+            if !topic.assignments.is_empty() {
+                if partitions != -1 || rf != -1 {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        "both the number of partitions or replication factor and a replica assignment were set",
+                    ));
+                }
+                let image = broker.metadata.image();
+                for a in &topic.assignments {
+                    if let Some(bad) = a.broker_ids.iter().find(|b| !image.brokers.contains_key(&b.0)) {
+                        return Err(AdminError::new(
+                            ResponseError::InvalidReplicaAssignment,
+                            format!("broker {} in the replica assignment does not exist", bad.0),
+                        ));
+                    }
+                }
+                partitions = topic.assignments.len() as i32;
+                rf = topic.assignments[0].broker_ids.len() as i16;
+            }
+            broker.create_topic(&name, partitions, rf, configs, request.validate_only)
+        })();
+        match outcome {
+            Ok(created) => {
+                result = result
+                    .with_topic_id(if request.validate_only { Uuid::nil() } else { created.id })
+                    .with_num_partitions(created.partitions.len() as i32)
+                    .with_replication_factor(created.partitions.first().map_or(1, |p| p.replicas.len() as i16));
+                if version >= 5 {
+                    let configs = TOPIC_CONFIGS
+                        .iter()
+                        .map(|d| {
+                            let value = topic_config::effective_value(&broker.config, &created.configs, d.name);
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(d.name))
+                                .with_value(Some(str_bytes(value)))
+                                .with_config_source(config_source(&broker.config, &created.configs, d.name))
+                        })
+                        .collect();
+                    result = result.with_configs(Some(configs));
+                }
+            }
+            Err(e) => {
+                result = result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message)));
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<String>, Uuid)> = if version >= 6 || !request.topics.is_empty() {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let by_id = (!id.is_nil()).then_some(id);
+            let outcome = broker.delete_topic(name.as_deref().unwrap_or(""), by_id);
+            let image_name = name.clone();
+            let mut r = DeletableTopicResult::default()
+                .with_name(image_name.map(|n| TopicName(str_bytes(n))))
+                .with_topic_id(id);
+            match outcome {
+                Ok(deleted_id) => r = r.with_topic_id(deleted_id),
+                Err(e) => {
+                    r = r
+                        .with_error_code(e.code())
+                        .with_error_message(Some(str_bytes(e.message)))
+                }
+            }
+            r
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub fn create_partitions(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let duplicates = names_seen_twice(request.topics.iter().map(|t| t.name.0.as_str()));
+    let results = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let outcome = if duplicates.contains_key(&name) {
+                Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("topic '{name}' appears more than once in the request"),
+                ))
+            } else {
+                broker.create_partitions(&name, t.count, request.validate_only)
+            };
+            let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match outcome {
+                Ok(()) => r,
+                Err(e) => r
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,17 @@
+//! A Kafka-wire-compatible message broker.
+//!
+//! Map of the crate:
+//! - [`config`]: the JSON configuration (the guide's format), its defaults and validation.
+//! - [`log`]: per-partition segment logs on local disk (segments, indexes, recovery, retention).
+//! - [`metadata`]: the metadata image (topics, partitions, epochs, configs) changed only by
+//!   applying [`metadata::MetadataCommand`]s, persisted so it survives restarts.
+//! - [`server`]: the TCP listener and one task per connection (framing, in-order responses).
+//! - [`handlers`]: one file per Kafka API family; typed request in, typed response out.
+//! - [`broker`]: the shared state handlers work on (logs, metadata, waiters).
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod metadata;
+pub mod server;
+pub mod topic_config;

@@ -1,0 +1,48 @@
+//! Per-partition segment logs on local disk, after Apache Kafka's storage layer.
+//!
+//! Map (one job per file):
+//! - [`batch`]: magic-v2 record batch headers: parse, validate a produce payload, assign
+//!   offsets in place. No per-record work.
+//! - [`records`]: walks the records of an uncompressed batch (timestamp lookups only).
+//! - [`builder`]: encodes uncompressed batches (tests, benches, internal topics).
+//! - [`scan`]: sequential batch walk over a `.log` file with positioned reads.
+//! - [`index`]: memory-mapped sparse offset and time indexes (Kafka's formats).
+//! - [`segment`]: one `.log` + `.index` + `.timeindex`.
+//! - [`recovery`]: opening a directory after a clean or unclean stop.
+//! - [`epoch_cache`]: the leader epoch history and `leader-epoch-checkpoint`.
+//! - [`checkpoint`]: atomic writes of small control files.
+//! - [`config`]: [`LogConfig`] and [`FlushPolicy`] with Kafka's defaults.
+//! - [`partition_log`]: [`PartitionLog`], the log of one partition (append, read,
+//!   retention, truncation, flush).
+//! - [`dump`]: prints and validates a partition directory or a segment file.
+//! - [`error`]: [`LogError`] and its mapping to Kafka error codes.
+//!
+//! What always holds: batches are stored exactly as the producer sent them except for the
+//! broker-owned header fields (base offset, leader epoch, and for LogAppendTime the
+//! timestamp type, max timestamp and CRC); offsets only grow; indexes are caches that
+//! recovery can rebuild from the `.log` files.
+
+pub mod batch;
+pub mod builder;
+pub mod checkpoint;
+pub mod config;
+pub mod dump;
+pub mod epoch_cache;
+pub mod error;
+pub mod index;
+pub mod partition_log;
+pub mod records;
+pub mod recovery;
+pub mod scan;
+pub mod segment;
+
+pub use batch::{
+    assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader,
+};
+pub use builder::RecordBatchBuilder;
+pub use config::{FlushPolicy, LogConfig};
+pub use dump::{dump_path, DumpSummary};
+pub use epoch_cache::{EpochEntry, LeaderEpochCache};
+pub use error::LogError;
+pub use partition_log::{AppendInfo, PartitionLog, ReadPlan, ReadResult};
+pub use segment::Segment;

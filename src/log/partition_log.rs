@@ -1,0 +1,881 @@
+//! [`PartitionLog`]: the log of one partition. It owns the segments, the log start and end
+//! offsets, the leader epoch history and the config, and is the only writer of its
+//! directory.
+//!
+//! Invariants:
+//! - There is always at least one segment; the last one is the active segment (appends go
+//!   there), every other one is sealed.
+//! - `log_start_offset <= log_end_offset`, and the first segment's base offset is `<=
+//!   log_start_offset`. The log end offset is the active segment's next offset.
+//! - Offsets are assigned consecutively from the log end offset; a batch never spans two
+//!   segments.
+//! - A new leader epoch is written to `leader-epoch-checkpoint` before the first batch that
+//!   carries it, and epochs never decrease (an append with an older epoch is refused).
+//! - A moved log start offset is persisted to `log-start-offset` before segments below it
+//!   are deleted, so a crash in between only leaves segments that the next open deletes.
+//! - After an I/O error on a write or flush path the log is offline: every later write
+//!   fails with [`LogError::Offline`], so nothing is acknowledged that the disk may have
+//!   lost. Reads still work.
+//!
+//! Concurrency: every method is synchronous and the caller keeps a `PartitionLog` in a
+//! `std::sync::Mutex` that it never holds across an `.await`. Because the methods are
+//! synchronous they are cancellation-safe: a task cancelled at an `.await` cannot leave an
+//! append half done. Appends do blocking file I/O (and `fdatasync` with
+//! [`FlushPolicy::Always`]); call them from `spawn_blocking` or accept the short block.
+//! To keep a fetch's disk read outside the lock, use [`PartitionLog::plan_read`] under the
+//! lock and [`ReadPlan::execute`] after releasing it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch::{
+    self, peek_batch_length, BatchHeader, ATTR_TIMESTAMP_TYPE, CRC_OFFSET, LOG_OVERHEAD,
+    MIN_BATCH_LENGTH,
+};
+use super::checkpoint;
+pub use super::config::{FlushPolicy, LogConfig};
+use super::epoch_cache::LeaderEpochCache;
+use super::error::LogError;
+use super::recovery;
+use super::segment::Segment;
+
+/// File holding the persisted log start offset: a version line `0`, then the offset.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+/// Marker written by [`PartitionLog::close`]; its presence at open means the last segment
+/// was sealed and flushed, so recovery only checks its tail.
+pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+
+/// What an append produced (the Produce response fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first appended record.
+    pub base_offset: i64,
+    /// Offset of the last appended record.
+    pub last_offset: i64,
+    /// The broker time stamped on the batches, or -1 for CreateTime.
+    pub log_append_time: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// What a read returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, starting with the batch that contains the fetch offset; empty at the
+    /// log end (never "null").
+    pub records: Bytes,
+    /// The log start offset when the read was planned.
+    pub log_start_offset: i64,
+    /// The log end offset when the read was planned.
+    pub log_end_offset: i64,
+}
+
+/// A read decided under the log's lock and carried out without it: which file, where, how
+/// many bytes. It stays valid when retention deletes the segment meanwhile (the open handle
+/// keeps the data) and when appends continue (bytes already written never change). A
+/// truncation in between (replication only) can make it return fewer batches.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Option<Arc<File>>,
+    path: PathBuf,
+    position: u64,
+    len: usize,
+    log_start_offset: i64,
+    log_end_offset: i64,
+}
+
+impl ReadPlan {
+    /// Bytes the read will ask for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there is nothing to read (fetch at the log end).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Does the read: one positioned read into one buffer, cut back to whole batches.
+    pub fn execute(self) -> Result<ReadResult, LogError> {
+        let records = match self.file {
+            Some(file) if self.len > 0 => {
+                let mut buf = vec![0u8; self.len];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match file.read_at(&mut buf[filled..], self.position + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(LogError::io("read", &self.path, e)),
+                    }
+                }
+                buf.truncate(filled);
+                let whole = whole_batches_prefix(&buf);
+                buf.truncate(whole);
+                Bytes::from(buf)
+            }
+            _ => Bytes::new(),
+        };
+        Ok(ReadResult {
+            records,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        })
+    }
+}
+
+/// Length of the longest prefix of `buf` made of whole batches.
+fn whole_batches_prefix(buf: &[u8]) -> usize {
+    let mut at = 0usize;
+    while let Some(len) = buf.get(at..).and_then(peek_batch_length) {
+        if len < MIN_BATCH_LENGTH {
+            break;
+        }
+        let end = at + len as usize + LOG_OVERHEAD;
+        if end > buf.len() {
+            break;
+        }
+        at = end;
+    }
+    at
+}
+
+/// The log of one partition.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    epoch_cache: LeaderEpochCache,
+    unflushed_messages: u64,
+    last_flush_ms: Option<i64>,
+    dir_dirty: bool,
+    offline: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the partition directory `dir` and recovers it: see
+    /// `recovery` for what is checked. Also restores the log start offset and the leader
+    /// epoch history (rebuilt from the batches when the checkpoint is missing or corrupt).
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        config.validate()?;
+        fs::create_dir_all(dir).map_err(|e| LogError::io("create directory", dir, e))?;
+        let clean = checkpoint::remove_optional(dir, CLEAN_SHUTDOWN_FILE)?;
+        let recovered = recovery::load_segments(dir, &config, clean)?;
+        let stored_lso = read_log_start_offset(dir)?;
+
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            segments: recovered.segments,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            epoch_cache: LeaderEpochCache::empty(dir),
+            unflushed_messages: 0,
+            last_flush_ms: None,
+            dir_dirty: false,
+            offline: false,
+            config,
+        };
+        if log.segments.is_empty() {
+            let base = stored_lso.unwrap_or(0).max(0);
+            let seg = Segment::create(
+                dir,
+                base,
+                log.config.index_interval_bytes,
+                log.config.index_max_bytes,
+            )?;
+            log.segments.insert(base, seg);
+            log.dir_dirty = true;
+        }
+        log.log_end_offset = log.active()?.next_offset();
+
+        let (mut cache, mut changed) = match LeaderEpochCache::load(dir) {
+            Ok(Some(cache)) => (cache, false),
+            Ok(None) => {
+                let cache = log.epoch_cache_from_batches()?;
+                let rebuilt = !cache.entries().is_empty();
+                (cache, rebuilt)
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "{e}; rebuilding it from the log");
+                (log.epoch_cache_from_batches()?, true)
+            }
+        };
+        for (epoch, start) in recovered.epoch_starts {
+            changed |= cache.assign(epoch, start);
+        }
+        log.epoch_cache = cache;
+
+        let first_base = log.first_segment_base()?;
+        let lso = stored_lso.unwrap_or(first_base).max(first_base);
+        if lso > log.log_end_offset {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the stored log start offset {lso} is past the log end offset {}; starting \
+                 an empty log at {lso}",
+                log.log_end_offset
+            );
+            log.truncate_fully_and_start_at(lso)?;
+        } else {
+            log.log_start_offset = lso;
+        }
+        changed |= log.epoch_cache.truncate_from_end(log.log_end_offset);
+        changed |= log.epoch_cache.truncate_from_start(log.log_start_offset);
+        if changed {
+            log.epoch_cache.persist()?;
+        }
+        log.delete_segments_below_log_start()?;
+        Ok(log)
+    }
+
+    fn epoch_cache_from_batches(&self) -> Result<LeaderEpochCache, LogError> {
+        let mut cache = LeaderEpochCache::empty(&self.dir);
+        for (epoch, start) in recovery::scan_epochs(&self.segments)? {
+            cache.assign(epoch, start);
+        }
+        Ok(cache)
+    }
+
+    fn no_active_segment(&self) -> LogError {
+        LogError::Corrupt {
+            path: self.dir.clone(),
+            detail: "the partition has no active segment".to_string(),
+        }
+    }
+
+    fn active(&self) -> Result<&Segment, LogError> {
+        self.segments
+            .values()
+            .next_back()
+            .ok_or_else(|| self.no_active_segment())
+    }
+
+    fn active_mut(&mut self) -> Result<&mut Segment, LogError> {
+        let err = self.no_active_segment();
+        self.segments.values_mut().next_back().ok_or(err)
+    }
+
+    fn first_segment_base(&self) -> Result<i64, LogError> {
+        self.segments
+            .keys()
+            .next()
+            .copied()
+            .ok_or_else(|| self.no_active_segment())
+    }
+
+    fn check_online(&self) -> Result<(), LogError> {
+        if self.offline {
+            return Err(LogError::Offline {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the log offline when `result` is a storage failure.
+    fn guard<T>(&mut self, result: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e) = &result {
+            if e.is_storage_failure() {
+                if !self.offline {
+                    tracing::error!(dir = %self.dir.display(), "taking the log offline: {e}");
+                }
+                self.offline = true;
+            }
+        }
+        result
+    }
+
+    fn invalid_append(&self, detail: String) -> LogError {
+        LogError::InvalidAppend {
+            dir: self.dir.clone(),
+            detail,
+        }
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// First offset still held.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// Bytes of batches across all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// True when the log refuses writes after an I/O failure.
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// The latest leader epoch written to this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epoch_cache.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: `(epoch, end offset)` per Kafka's `endOffsetFor` (see
+    /// `LeaderEpochCache::end_offset_for`); `(-1, -1)` when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The leader epoch under which `offset` was written, if known (for the `leader_epoch`
+    /// field of ListOffsets and Fetch answers).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epoch_cache.epoch_for_offset(offset)
+    }
+
+    /// Appends the records of one produce request (already checked with
+    /// `batch::validate_producer_batches`, which returned `headers`).
+    ///
+    /// Assigns offsets consecutively from the log end offset and writes `leader_epoch` into
+    /// each batch, in place in `records`; with LogAppendTime configured, stamps `now_ms` and
+    /// recomputes the CRC. Records a newer `leader_epoch` in the epoch history first. Rolls
+    /// the active segment when the payload would push it past `segment_bytes`, when the last
+    /// offset would not fit the 4-byte relative offset, or when an index is full. Then writes
+    /// `records` with one write (no copy), updates the indexes and applies the flush policy
+    /// ([`FlushPolicy::Always`]: `fdatasync` before returning; `EveryMessages(n)`: once `n`
+    /// records are unflushed).
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_online()?;
+        let count = self.check_append_args(records, headers, leader_epoch)?;
+        let base = self.log_end_offset;
+        let last = base + count - 1;
+
+        let needs_roll = {
+            let active = self.active()?;
+            !active.is_empty()
+                && (active.size() + records.len() as u64 > self.config.segment_bytes
+                    || active.needs_roll_for(last))
+        };
+        if needs_roll {
+            let r = self.roll(base);
+            self.guard(r)?;
+        }
+
+        if self
+            .epoch_cache
+            .latest_epoch()
+            .is_none_or(|latest| leader_epoch > latest)
+        {
+            self.epoch_cache.assign(leader_epoch, base);
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+
+        let log_append_time = self
+            .config
+            .message_timestamp_type_log_append
+            .then_some(now_ms);
+        let mut single = [headers[0]];
+        let mut many = Vec::new();
+        let assigned: &mut [BatchHeader] = if headers.len() == 1 {
+            &mut single
+        } else {
+            many.extend_from_slice(headers);
+            &mut many
+        };
+        let (mut at, mut next) = (0usize, base);
+        for h in assigned.iter_mut() {
+            let size = h.total_size();
+            let bytes = &mut records[at..at + size];
+            batch::assign_offsets(bytes, next, leader_epoch, log_append_time);
+            h.base_offset = next;
+            h.partition_leader_epoch = leader_epoch;
+            if let Some(now) = log_append_time {
+                h.attributes |= ATTR_TIMESTAMP_TYPE;
+                h.max_timestamp = now;
+                h.crc = u32::from_be_bytes([
+                    bytes[CRC_OFFSET],
+                    bytes[CRC_OFFSET + 1],
+                    bytes[CRC_OFFSET + 2],
+                    bytes[CRC_OFFSET + 3],
+                ]);
+            }
+            next += h.offset_count();
+            at += size;
+        }
+
+        let r = self
+            .active_mut()
+            .and_then(|seg| seg.append_batches(records, assigned));
+        self.guard(r)?;
+        self.log_end_offset = next;
+        self.unflushed_messages += count as u64;
+        self.last_flush_ms.get_or_insert(now_ms);
+
+        match self.config.flush {
+            FlushPolicy::Always => self.flush()?,
+            FlushPolicy::EveryMessages(n) if self.unflushed_messages >= n => self.flush()?,
+            _ => {}
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: next - 1,
+            log_append_time: log_append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Checks that `headers` describe `records` exactly; returns the number of offsets.
+    fn check_append_args(
+        &self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+    ) -> Result<i64, LogError> {
+        if headers.is_empty() {
+            return Err(self.invalid_append("no batch headers were given".to_string()));
+        }
+        if leader_epoch < 0 {
+            return Err(self.invalid_append(format!(
+                "leader epoch {leader_epoch} is negative; the leader must pass its epoch"
+            )));
+        }
+        if let Some(latest) = self.epoch_cache.latest_epoch() {
+            if leader_epoch < latest {
+                return Err(LogError::StaleLeaderEpoch {
+                    dir: self.dir.clone(),
+                    epoch: leader_epoch,
+                    latest,
+                });
+            }
+        }
+        let (mut at, mut count) = (0usize, 0i64);
+        for h in headers {
+            let size = h.total_size();
+            let slice = records.get(at..at.saturating_add(size));
+            if slice.and_then(peek_batch_length) != Some(h.batch_length) {
+                return Err(self.invalid_append(format!(
+                    "the header of batch {} does not match the bytes at position {at}",
+                    count
+                )));
+            }
+            if h.last_offset_delta < 0 {
+                return Err(self.invalid_append(format!(
+                    "a batch header has lastOffsetDelta {}",
+                    h.last_offset_delta
+                )));
+            }
+            count += h.offset_count();
+            at += size;
+        }
+        if at != records.len() {
+            return Err(self.invalid_append(format!(
+                "the headers describe {at} bytes but the payload has {}",
+                records.len()
+            )));
+        }
+        Ok(count)
+    }
+
+    /// Seals the active segment and starts a new one at `new_base` (the log end offset).
+    fn roll(&mut self, new_base: i64) -> Result<(), LogError> {
+        let active = self.active_mut()?;
+        if active.is_empty() && active.base_offset() == new_base {
+            return Ok(());
+        }
+        active.seal()?;
+        let seg = Segment::create(
+            &self.dir,
+            new_base,
+            self.config.index_interval_bytes,
+            self.config.index_max_bytes,
+        )?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled a new segment");
+        self.segments.insert(new_base, seg);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Plans a read of whole batches starting with the batch that contains `fetch_offset`,
+    /// up to `max_bytes`, but always at least that one whole batch even when it is larger
+    /// (Kafka's "make progress" rule). A read stops at the end of the segment holding that
+    /// batch; the client's next fetch continues in the next segment. `fetch_offset` equal to
+    /// the log end offset gives an empty read; below the log start offset or above the log
+    /// end offset it is [`LogError::OffsetOutOfRange`].
+    pub fn plan_read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadPlan, LogError> {
+        let (lso, leo) = (self.log_start_offset, self.log_end_offset);
+        if fetch_offset < lso || fetch_offset > leo {
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: lso,
+                log_end_offset: leo,
+                dir: self.dir.clone(),
+            });
+        }
+        let empty = ReadPlan {
+            file: None,
+            path: self.dir.clone(),
+            position: 0,
+            len: 0,
+            log_start_offset: lso,
+            log_end_offset: leo,
+        };
+        if fetch_offset == leo {
+            return Ok(empty);
+        }
+        let start = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        for seg in self.segments.range(start..).map(|(_, s)| s) {
+            if let Some((pos, h)) = seg.find_batch(fetch_offset)? {
+                let available = seg.size() - pos;
+                let wanted = (max_bytes as u64).min(available);
+                let len = wanted.max(h.total_size() as u64) as usize;
+                return Ok(ReadPlan {
+                    file: Some(Arc::clone(seg.file())),
+                    path: seg.log_path().to_path_buf(),
+                    position: pos,
+                    len,
+                    log_start_offset: lso,
+                    log_end_offset: leo,
+                });
+            }
+        }
+        Ok(empty)
+    }
+
+    /// [`plan_read`](Self::plan_read) and [`ReadPlan::execute`] in one call.
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.plan_read(fetch_offset, max_bytes)?.execute()
+    }
+
+    /// ListOffsets by timestamp: the first record with timestamp `>= ts` at or after the log
+    /// start offset, as `(offset, timestamp)`; `None` when every record is older. Special
+    /// negative timestamps (-1 latest, -2 earliest, -3 max) are the caller's to map.
+    ///
+    /// Exact for uncompressed and LogAppendTime batches. Compressed CreateTime batches are
+    /// not decompressed here: the answer is the first offset of the first batch whose max
+    /// timestamp is `>= ts` (with its first timestamp when that reaches `ts`, else its max
+    /// timestamp), which may point a few records early but never skips a record.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for seg in self.segments.values() {
+            if seg.next_offset() <= self.log_start_offset || seg.max_timestamp() < ts {
+                continue;
+            }
+            if let Some(found) = seg.offset_for_timestamp(ts, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (the earliest one on
+    /// ties), as `(offset, timestamp)`; `None` for an empty log or one without timestamps.
+    /// Record-exact except in compressed CreateTime batches (see
+    /// `Segment::max_timestamp_record`).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<&Segment> = None;
+        for seg in self.segments.values() {
+            if seg.max_timestamp() >= 0 && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
+            {
+                best = Some(seg);
+            }
+        }
+        match best {
+            Some(seg) => seg.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes whole segments that retention no longer keeps, oldest first, as Kafka does:
+    /// segments entirely below the log start offset; then, with `retention_bytes`, the oldest
+    /// segments while the log would still be at least `retention_bytes` without them; then,
+    /// with `retention_ms`, the oldest segments whose largest timestamp is more than
+    /// `retention_ms` before `now_ms`. The active segment counts too: when every segment is
+    /// to go, the active one is rolled first so an empty active segment remains. Advances and
+    /// persists the log start offset. Returns the number of segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.check_online()?;
+        let mut deleted = self.delete_segments_below_log_start()?;
+
+        if let Some(limit) = self.config.effective_retention_bytes() {
+            let size = self.size_bytes() as i64;
+            if size >= limit {
+                let mut excess = size - limit;
+                let mut n = 0;
+                for (i, seg) in self.segments.values().enumerate() {
+                    let last_and_empty = i + 1 == self.segments.len() && seg.is_empty();
+                    if last_and_empty || excess < seg.size() as i64 {
+                        break;
+                    }
+                    excess -= seg.size() as i64;
+                    n += 1;
+                }
+                deleted += self.delete_oldest(n, "retention_bytes")?;
+            }
+        }
+
+        if let Some(retention_ms) = self.config.effective_retention_ms() {
+            let mut n = 0;
+            for (i, seg) in self.segments.values().enumerate() {
+                let last_and_empty = i + 1 == self.segments.len() && seg.is_empty();
+                if last_and_empty
+                    || now_ms.saturating_sub(seg.largest_timestamp_for_retention()) <= retention_ms
+                {
+                    break;
+                }
+                n += 1;
+            }
+            deleted += self.delete_oldest(n, "retention_ms")?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes segments whose successor starts at or below the log start offset.
+    fn delete_segments_below_log_start(&mut self) -> Result<usize, LogError> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let n = bases
+            .windows(2)
+            .take_while(|pair| pair[1] <= self.log_start_offset)
+            .count();
+        self.delete_oldest(n, "log start offset")
+    }
+
+    /// Deletes the `n` oldest segments (rolling first if that is all of them), moving the
+    /// log start offset to the first remaining segment.
+    fn delete_oldest(&mut self, n: usize, reason: &str) -> Result<usize, LogError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n >= self.segments.len() {
+            let r = self.roll(self.log_end_offset);
+            self.guard(r)?;
+        }
+        let bases: Vec<i64> = self.segments.keys().take(n).copied().collect();
+        let Some(new_first) = self.segments.keys().nth(n).copied() else {
+            return Ok(0);
+        };
+        if new_first > self.log_start_offset {
+            self.log_start_offset = new_first;
+            let r = self.persist_log_start_offset();
+            self.guard(r)?;
+        }
+        for base in bases {
+            if let Some(seg) = self.segments.remove(&base) {
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    base_offset = base,
+                    size = seg.size(),
+                    "deleting segment {} ({reason}); the log now starts at offset {}",
+                    seg.log_path().display(),
+                    self.log_start_offset
+                );
+                let r = seg.delete();
+                self.guard(r)?;
+            }
+        }
+        self.dir_dirty = true;
+        if self.epoch_cache.truncate_from_start(self.log_start_offset) {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        Ok(n)
+    }
+
+    fn persist_log_start_offset(&self) -> Result<(), LogError> {
+        checkpoint::write_atomic(
+            &self.dir,
+            LOG_START_OFFSET_FILE,
+            format!("0\n{}\n", self.log_start_offset).as_bytes(),
+        )
+    }
+
+    /// Forces every segment written since the last flush to disk (`fdatasync`), and the
+    /// directory when segments were created or deleted. A failure takes the log offline.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        for seg in self.segments.values_mut() {
+            if seg.is_dirty() {
+                if let Err(e) = seg.flush() {
+                    return self.guard(Err(e));
+                }
+            }
+        }
+        if self.dir_dirty {
+            let r = checkpoint::sync_dir(&self.dir);
+            self.guard(r)?;
+            self.dir_dirty = false;
+        }
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// With [`FlushPolicy::IntervalMs`], flushes when the interval has passed since the last
+    /// flush and something is unflushed; meant to be called periodically by a background
+    /// task. Returns whether it flushed. Other policies: does nothing.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        let FlushPolicy::IntervalMs(interval) = self.config.flush else {
+            return Ok(false);
+        };
+        let last = *self.last_flush_ms.get_or_insert(now_ms);
+        let unflushed = self.dir_dirty || self.segments.values().any(Segment::is_dirty);
+        if !unflushed || now_ms.saturating_sub(last) < interval as i64 {
+            return Ok(false);
+        }
+        self.flush()?;
+        self.last_flush_ms = Some(now_ms);
+        Ok(true)
+    }
+
+    /// Replaces the config (validated first). Segment size, retention, timestamps, message
+    /// size and flush policy apply from the next call; the index interval applies to the
+    /// active segment from its next append; `index_max_bytes` applies to new segments.
+    pub fn update_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        let interval = config.index_interval_bytes;
+        if let Ok(active) = self.active_mut() {
+            active.set_index_interval_bytes(interval);
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    /// Removes every record at or after `offset` (for replication: a follower truncating to
+    /// the leader's log). Truncation is at batch granularity: a batch containing `offset` is
+    /// removed whole, so the new log end offset is `offset` or the start of that batch. The
+    /// epoch history is truncated to the new end. With `offset` before the first segment, the
+    /// log is emptied and restarts at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_online()?;
+        if offset < 0 {
+            return Err(self.invalid_append(format!("cannot truncate to offset {offset}")));
+        }
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        if self.first_segment_base()? > offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        let later: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in later {
+            if let Some(seg) = self.segments.remove(&base) {
+                let r = seg.delete();
+                self.guard(r)?;
+                self.dir_dirty = true;
+            }
+        }
+        let index_max = self.config.index_max_bytes;
+        let r = self.active_mut().and_then(|seg| {
+            seg.truncate_to(offset)?;
+            if !seg.is_active() {
+                seg.activate(index_max)?;
+            }
+            Ok(seg.next_offset())
+        });
+        self.log_end_offset = self.guard(r)?;
+        if offset < self.log_start_offset {
+            self.log_start_offset = offset;
+            let r = self.persist_log_start_offset();
+            self.guard(r)?;
+        }
+        if self.epoch_cache.truncate_from_end(self.log_end_offset) {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment and starts an empty log at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`); the epoch history is cleared.
+    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.log_start_offset = offset;
+        let r = self.persist_log_start_offset();
+        self.guard(r)?;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            if let Some(seg) = self.segments.remove(&base) {
+                let r = seg.delete();
+                self.guard(r)?;
+            }
+        }
+        let r = Segment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.config.index_max_bytes,
+        );
+        let seg = self.guard(r)?;
+        self.segments.insert(offset, seg);
+        self.log_end_offset = offset;
+        self.dir_dirty = true;
+        if self.epoch_cache.clear() {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the partition directory with everything in it (topic deletion).
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).map_err(|e| LogError::io("delete directory", &dir, e))
+    }
+
+    /// Seals the active segment, flushes everything and leaves the clean-shutdown marker, so
+    /// the next open only checks the last segment's tail. An offline log is closed without
+    /// the marker (the next open recovers it fully) and reports why.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        let r = self.active_mut().and_then(Segment::seal);
+        self.guard(r)?;
+        self.flush()?;
+        checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, b"")
+    }
+}
+
+/// Reads `log-start-offset`; a malformed file is reported and ignored (the first segment's
+/// base offset then applies).
+fn read_log_start_offset(dir: &Path) -> Result<Option<i64>, LogError> {
+    let Some(text) = checkpoint::read_optional(dir, LOG_START_OFFSET_FILE)? else {
+        return Ok(None);
+    };
+    let mut lines = text.lines().map(str::trim);
+    let parsed = match (lines.next(), lines.next()) {
+        (Some("0"), Some(value)) => value.parse::<i64>().ok().filter(|v| *v >= 0),
+        _ => None,
+    };
+    if parsed.is_none() {
+        tracing::warn!(
+            file = %dir.join(LOG_START_OFFSET_FILE).display(),
+            "ignoring a malformed log start offset file; the log starts at its first segment"
+        );
+    }
+    Ok(parsed)
+}

@@ -1,0 +1,52 @@
+//! Metadata commands: the only way topics, partitions, configs, brokers and epochs change.
+//!
+//! Commands are serialized (serde) into the metadata log, so their shape is part of the
+//! on-disk format: add variants and optional fields, never change the meaning of old ones.
+//! The Raft cluster replicates the same commands.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where one partition lives: its leader and replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAssignment {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+}
+
+/// One change to the metadata image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataCommand {
+    /// Sets the cluster id once, when the metadata log is created.
+    InitCluster { cluster_id: String },
+    /// A broker announces the address clients should use.
+    RegisterBroker { id: i32, host: String, port: u16 },
+    CreateTopic {
+        name: String,
+        topic_id: Uuid,
+        partitions: Vec<PartitionAssignment>,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic { name: String, topic_id: Uuid },
+    /// Appends partitions to a topic.
+    CreatePartitions {
+        name: String,
+        new_partitions: Vec<PartitionAssignment>,
+    },
+    /// Sets and removes topic config overrides.
+    AlterTopicConfigs {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
+    /// Moves a partition's leadership, always to a higher epoch.
+    ChangeLeader {
+        name: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+    },
+}

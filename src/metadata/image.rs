@@ -1,0 +1,261 @@
+//! The metadata image: the state built by applying [`MetadataCommand`]s in order.
+//!
+//! Invariants: topic names and topic ids are unique and map to each other; every partition
+//! leader epoch only grows; applying a command either changes the image completely or
+//! leaves it untouched (validation happens before any change). `apply` is deterministic, so
+//! every node that applies the same commands holds the same image.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::command::{MetadataCommand, PartitionAssignment};
+
+/// A broker clients can connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// One partition's placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionImage>,
+    /// Config overrides; defaults come from the broker config.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The whole metadata state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicImage>,
+    #[serde(skip)]
+    topic_names_by_id: HashMap<Uuid, String>,
+}
+
+/// Why a command cannot apply to the current image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("topic id {0} is already used")]
+    TopicIdExists(Uuid),
+    #[error("partition {1} of topic '{0}' does not exist")]
+    UnknownPartition(String, i32),
+    #[error("leader epoch {new} of {topic}-{partition} is not above the current {current}")]
+    StaleEpoch {
+        topic: String,
+        partition: i32,
+        current: i32,
+        new: i32,
+    },
+    #[error("the cluster id is already set")]
+    ClusterIdSet,
+}
+
+fn partition_of(a: &PartitionAssignment) -> PartitionImage {
+    PartitionImage {
+        leader: a.leader,
+        leader_epoch: 0,
+        replicas: a.replicas.clone(),
+        isr: a.replicas.clone(),
+    }
+}
+
+impl MetadataImage {
+    /// The topic with this id, if any.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names_by_id.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// Rebuilds derived indexes after deserializing a snapshot.
+    pub fn reindex(&mut self) {
+        self.topic_names_by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
+    }
+
+    /// Checks whether `command` would apply, without changing anything.
+    pub fn check(&self, command: &MetadataCommand) -> Result<(), ApplyError> {
+        match command {
+            MetadataCommand::InitCluster { .. } if !self.cluster_id.is_empty() => Err(ApplyError::ClusterIdSet),
+            MetadataCommand::CreateTopic { name, topic_id, .. } => {
+                if self.topics.contains_key(name) {
+                    Err(ApplyError::TopicExists(name.clone()))
+                } else if self.topic_names_by_id.contains_key(topic_id) {
+                    Err(ApplyError::TopicIdExists(*topic_id))
+                } else {
+                    Ok(())
+                }
+            }
+            MetadataCommand::DeleteTopic { name, topic_id } => match self.topics.get(name) {
+                Some(t) if t.id == *topic_id => Ok(()),
+                _ => Err(ApplyError::UnknownTopic(name.clone())),
+            },
+            MetadataCommand::CreatePartitions { name, .. } | MetadataCommand::AlterTopicConfigs { name, .. } => {
+                self.topics.get(name).map(|_| ()).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))
+            }
+            MetadataCommand::ChangeLeader {
+                name,
+                partition,
+                leader_epoch,
+                ..
+            } => {
+                let topic = self.topics.get(name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
+                let p = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+                    .ok_or_else(|| ApplyError::UnknownPartition(name.clone(), *partition))?;
+                if *leader_epoch <= p.leader_epoch {
+                    return Err(ApplyError::StaleEpoch {
+                        topic: name.clone(),
+                        partition: *partition,
+                        current: p.leader_epoch,
+                        new: *leader_epoch,
+                    });
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies `command`, or returns why it cannot apply and leaves the image unchanged.
+    pub fn apply(&mut self, command: &MetadataCommand) -> Result<(), ApplyError> {
+        self.check(command)?;
+        match command {
+            MetadataCommand::InitCluster { cluster_id } => self.cluster_id = cluster_id.clone(),
+            MetadataCommand::RegisterBroker { id, host, port } => {
+                self.brokers.insert(
+                    *id,
+                    BrokerInfo {
+                        id: *id,
+                        host: host.clone(),
+                        port: *port,
+                    },
+                );
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
+                self.topic_names_by_id.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: partitions.iter().map(partition_of).collect(),
+                        configs: configs.clone(),
+                    },
+                );
+            }
+            MetadataCommand::DeleteTopic { name, topic_id } => {
+                self.topics.remove(name);
+                self.topic_names_by_id.remove(topic_id);
+            }
+            MetadataCommand::CreatePartitions { name, new_partitions } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    t.partitions.extend(new_partitions.iter().map(partition_of));
+                }
+            }
+            MetadataCommand::AlterTopicConfigs { name, set, delete } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    for key in delete {
+                        t.configs.remove(key);
+                    }
+                    for (k, v) in set {
+                        t.configs.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            MetadataCommand::ChangeLeader {
+                name,
+                partition,
+                leader,
+                leader_epoch,
+            } => {
+                if let Some(p) = self
+                    .topics
+                    .get_mut(name)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                {
+                    p.leader = *leader;
+                    p.leader_epoch = *leader_epoch;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, n: usize) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::new_v4(),
+            partitions: vec![
+                PartitionAssignment {
+                    leader: 1,
+                    replicas: vec![1]
+                };
+                n
+            ],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn create_delete_and_recreate_gets_a_new_id() {
+        let mut image = MetadataImage::default();
+        image.apply(&create("t", 3)).unwrap();
+        let id = image.topics["t"].id;
+        assert_eq!(image.topic_by_id(&id).unwrap().partitions.len(), 3);
+        assert_eq!(image.apply(&create("t", 1)), Err(ApplyError::TopicExists("t".into())));
+        image
+            .apply(&MetadataCommand::DeleteTopic {
+                name: "t".into(),
+                topic_id: id,
+            })
+            .unwrap();
+        assert!(image.topic_by_id(&id).is_none());
+        image.apply(&create("t", 1)).unwrap();
+        assert_ne!(image.topics["t"].id, id);
+    }
+
+    #[test]
+    fn leader_epochs_never_go_backwards() {
+        let mut image = MetadataImage::default();
+        image.apply(&create("t", 1)).unwrap();
+        let change = |epoch| MetadataCommand::ChangeLeader {
+            name: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: epoch,
+        };
+        image.apply(&change(2)).unwrap();
+        assert!(matches!(image.apply(&change(2)), Err(ApplyError::StaleEpoch { .. })));
+        assert_eq!(image.topics["t"].partitions[0].leader_epoch, 2);
+    }
+}
