@@ -258,7 +258,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("{text:?} has a number without a unit (ns, us, ms, s, m, h)")),
+            "" => {
+                return Err(format!(
+                    "{text:?} has a number without a unit (ns, us, ms, s, m, h)"
+                ))
+            }
             other => {
                 return Err(format!(
                     "{text:?} has an unknown unit {other:?}; use ns, us, ms, s, m or h"
@@ -343,37 +347,54 @@ impl Config {
         let retention_bytes = match raw.retention_bytes {
             -1 => None,
             n if n > 0 => Some(n),
-            n => return Err(c.err("retention_bytes", format!("{n} must be positive, or -1 for no limit"))),
+            n => {
+                return Err(c.err(
+                    "retention_bytes",
+                    format!("{n} must be positive, or -1 for no limit"),
+                ))
+            }
         };
         let retention_check_interval =
             c.duration("retention_check_interval", &raw.retention_check_interval)?;
         if retention_check_interval.is_zero() {
             return Err(c.err("retention_check_interval", "must be above zero"));
         }
-        let default_partitions =
-            c.range("default_partitions", raw.default_partitions, 1, max_topic_partitions as i64)? as i32;
-        let max_message_bytes =
-            c.range("max_message_bytes", raw.max_message_bytes, 64, i32::MAX as i64)? as i32;
-        let flush = match raw.flush.policy.as_str() {
-            "never" => FlushPolicy::Never,
-            "always" => FlushPolicy::Always,
-            "messages" => FlushPolicy::EveryMessages(
-                c.range("flush.messages", raw.flush.messages, 1, i64::MAX)? as u64,
-            ),
-            "interval" => {
-                let every = c.duration("flush.interval", &raw.flush.interval)?;
-                if every.is_zero() {
-                    return Err(c.err("flush.interval", "must be above zero"));
+        let default_partitions = c.range(
+            "default_partitions",
+            raw.default_partitions,
+            1,
+            max_topic_partitions as i64,
+        )? as i32;
+        let max_message_bytes = c.range(
+            "max_message_bytes",
+            raw.max_message_bytes,
+            64,
+            i32::MAX as i64,
+        )? as i32;
+        let flush =
+            match raw.flush.policy.as_str() {
+                "never" => FlushPolicy::Never,
+                "always" => FlushPolicy::Always,
+                "messages" => FlushPolicy::EveryMessages(c.range(
+                    "flush.messages",
+                    raw.flush.messages,
+                    1,
+                    i64::MAX,
+                )? as u64),
+                "interval" => {
+                    let every = c.duration("flush.interval", &raw.flush.interval)?;
+                    if every.is_zero() {
+                        return Err(c.err("flush.interval", "must be above zero"));
+                    }
+                    FlushPolicy::Interval(every)
                 }
-                FlushPolicy::Interval(every)
-            }
-            other => {
-                return Err(c.err(
+                other => return Err(c.err(
                     "flush.policy",
-                    format!("{other:?} is not one of \"never\", \"messages\", \"interval\", \"always\""),
-                ))
-            }
-        };
+                    format!(
+                        "{other:?} is not one of \"never\", \"messages\", \"interval\", \"always\""
+                    ),
+                )),
+            };
         let port = c.range("server.port", raw.server.port.0, 1, 65535)? as u16;
         if raw.server.host.trim().is_empty() {
             return Err(c.err("server.host", "must not be empty"));
@@ -412,16 +433,31 @@ impl Config {
             heartbeat_rtt,
             rtt_ms: c.range("cluster.rtt_ms", rc.rtt_ms, 1, 60_000)? as u64,
             check_quorum: rc.check_quorum,
-            snapshot_entries: c.range("cluster.snapshot_entries", rc.snapshot_entries, 1, i64::MAX)? as u64,
-            compaction_overhead: c.range("cluster.compaction_overhead", rc.compaction_overhead, 0, i64::MAX)?
-                as u64,
+            snapshot_entries: c.range(
+                "cluster.snapshot_entries",
+                rc.snapshot_entries,
+                1,
+                i64::MAX,
+            )? as u64,
+            compaction_overhead: c.range(
+                "cluster.compaction_overhead",
+                rc.compaction_overhead,
+                0,
+                i64::MAX,
+            )? as u64,
         };
         if cluster.enabled {
             if cluster.raft_address.is_none() {
-                return Err(c.err("cluster.raft_address", "is required when cluster.enabled is true"));
+                return Err(c.err(
+                    "cluster.raft_address",
+                    "is required when cluster.enabled is true",
+                ));
             }
             if cluster.initial_members.is_empty() {
-                return Err(c.err("cluster.initial_members", "is required when cluster.enabled is true"));
+                return Err(c.err(
+                    "cluster.initial_members",
+                    "is required when cluster.enabled is true",
+                ));
             }
         }
         Ok(Config {
@@ -493,7 +529,10 @@ mod tests {
     fn errors_name_the_file_and_field() {
         let e = parse(r#"{"retention_time": "168x"}"#).unwrap_err();
         assert_eq!(e.field, "retention_time");
-        assert!(e.to_string().starts_with("test.json: retention_time: "), "{e}");
+        assert!(
+            e.to_string().starts_with("test.json: retention_time: "),
+            "{e}"
+        );
         let e = parse(r#"{"server": {"port": "70000"}}"#).unwrap_err();
         assert_eq!(e.field, "server.port");
         let e = parse(r#"{"server": {"prot": 1}}"#).unwrap_err();

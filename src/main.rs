@@ -22,14 +22,21 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        if let Some(v) = a.strip_prefix("-config=").or_else(|| a.strip_prefix("--config=")) {
+        if let Some(v) = a
+            .strip_prefix("-config=")
+            .or_else(|| a.strip_prefix("--config="))
+        {
             config = Some(PathBuf::from(v));
         } else if a == "-config" || a == "--config" {
             i += 1;
-            let v = args.get(i).ok_or_else(|| format!("{a} needs a file name\n{USAGE}"))?;
+            let v = args
+                .get(i)
+                .ok_or_else(|| format!("{a} needs a file name\n{USAGE}"))?;
             config = Some(PathBuf::from(v));
         } else if a == "dump-log" {
-            let path = args.get(i + 1).ok_or_else(|| format!("dump-log needs a path\n{USAGE}"))?;
+            let path = args
+                .get(i + 1)
+                .ok_or_else(|| format!("dump-log needs a path\n{USAGE}"))?;
             return Ok(Command::DumpLog(PathBuf::from(path)));
         } else if a == "-h" || a == "--help" || a == "help" {
             return Ok(Command::Help);
@@ -116,7 +123,9 @@ fn run(config: Config) -> anyhow::Result<()> {
         });
         broker::server::run(listener, broker.clone(), rx).await;
         let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.flush_all()).await.ok();
+        tokio::task::spawn_blocking(move || b.flush_all())
+            .await
+            .ok();
         tracing::info!("broker stopped");
         Ok(())
     })
@@ -137,15 +146,18 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+fn init_logging(
+    config: &Config,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let (file_layer, guard) = match &config.server.log_file {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the log directory {}", dir.display())
+                })?;
             }
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -154,7 +166,11 @@ fn init_logging(config: &Config) -> anyhow::Result<Option<tracing_appender::non_
                 .with_context(|| format!("cannot open server.log_file {}", path.display()))?;
             let (writer, guard) = tracing_appender::non_blocking(file);
             (
-                Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer)),
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(writer),
+                ),
                 Some(guard),
             )
         }

@@ -42,15 +42,60 @@ const fn def(
 
 /// Every topic config this broker understands.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def("cleanup.policy", ConfigKind::String, "log.cleanup.policy", "Only \"delete\": whole segments are deleted by retention."),
-    def("compression.type", ConfigKind::String, "compression.type", "Only \"producer\": batches are stored as the producer compressed them."),
-    def("max.message.bytes", ConfigKind::Int, "message.max.bytes", "The largest record batch size allowed."),
-    def("message.timestamp.type", ConfigKind::String, "log.message.timestamp.type", "CreateTime or LogAppendTime."),
-    def("min.insync.replicas", ConfigKind::Int, "min.insync.replicas", "Replicas that must acknowledge an acks=all write."),
-    def("retention.bytes", ConfigKind::Long, "log.retention.bytes", "Size above which old segments are deleted; -1 for no limit."),
-    def("retention.ms", ConfigKind::Long, "log.retention.ms", "Age after which old segments are deleted; -1 to keep forever."),
-    def("segment.bytes", ConfigKind::Int, "log.segment.bytes", "Size at which a new segment is started."),
-    def("unclean.leader.election.enable", ConfigKind::Boolean, "unclean.leader.election.enable", "Whether an out-of-sync replica may become leader."),
+    def(
+        "cleanup.policy",
+        ConfigKind::String,
+        "log.cleanup.policy",
+        "Only \"delete\": whole segments are deleted by retention.",
+    ),
+    def(
+        "compression.type",
+        ConfigKind::String,
+        "compression.type",
+        "Only \"producer\": batches are stored as the producer compressed them.",
+    ),
+    def(
+        "max.message.bytes",
+        ConfigKind::Int,
+        "message.max.bytes",
+        "The largest record batch size allowed.",
+    ),
+    def(
+        "message.timestamp.type",
+        ConfigKind::String,
+        "log.message.timestamp.type",
+        "CreateTime or LogAppendTime.",
+    ),
+    def(
+        "min.insync.replicas",
+        ConfigKind::Int,
+        "min.insync.replicas",
+        "Replicas that must acknowledge an acks=all write.",
+    ),
+    def(
+        "retention.bytes",
+        ConfigKind::Long,
+        "log.retention.bytes",
+        "Size above which old segments are deleted; -1 for no limit.",
+    ),
+    def(
+        "retention.ms",
+        ConfigKind::Long,
+        "log.retention.ms",
+        "Age after which old segments are deleted; -1 to keep forever.",
+    ),
+    def(
+        "segment.bytes",
+        ConfigKind::Int,
+        "log.segment.bytes",
+        "Size at which a new segment is started.",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        ConfigKind::Boolean,
+        "unclean.leader.election.enable",
+        "Whether an out-of-sync replica may become leader.",
+    ),
 ];
 
 /// The definition of `key`, if it is a topic config.
@@ -86,7 +131,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
     let long = |min: i64| -> Result<(), String> {
         match value.trim().parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
-            _ => Err(format!("invalid value '{value}' for {key}: expected an integer >= {min}")),
+            _ => Err(format!(
+                "invalid value '{value}' for {key}: expected an integer >= {min}"
+            )),
         }
     };
     match key {
@@ -168,7 +215,10 @@ mod tests {
         assert_eq!(s.retention_ms, Some(168 * 3600 * 1000));
         assert_eq!(s.max_message_bytes, 1_048_588);
         o.insert("retention.ms".to_string(), "-1".to_string());
-        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let s = TopicSettings::resolve(&config, &o);
         assert_eq!(s.retention_ms, None);
         assert!(s.log_append_time);

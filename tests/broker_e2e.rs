@@ -27,7 +27,8 @@ async fn api_versions_lists_the_table_and_falls_back_for_unknown_versions() {
     c.send_raw(&forged).await;
     let (got, mut body) = c.read_frame(0).await.unwrap();
     assert_eq!(got, cid);
-    let fallback = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 0).unwrap();
+    let fallback =
+        <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 0).unwrap();
     assert_eq!(fallback.error_code, 35);
     assert!(!fallback.api_keys.is_empty());
     let again = c.call(&ApiVersionsRequest::default(), 0).await;
@@ -40,7 +41,9 @@ async fn metadata_reports_this_broker_as_controller_and_auto_creates() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
-    let resp = c.call(&MetadataRequest::default().with_topics(None), 12).await;
+    let resp = c
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
     assert_eq!(resp.brokers.len(), 1);
     assert_eq!(resp.controller_id, BrokerId(1));
     assert_eq!(resp.brokers[0].port, b.addr.port() as i32);
@@ -49,12 +52,19 @@ async fn metadata_reports_this_broker_as_controller_and_auto_creates() {
 
     // Not allowed by the request: unknown topic.
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(tn("auto")))]))
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(tn("auto")))]))
         .with_allow_auto_topic_creation(false);
     let resp = c.call(&req, 12).await;
-    assert_eq!(resp.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        resp.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     // Allowed: created with default_partitions.
-    let resp = c.call(&req.clone().with_allow_auto_topic_creation(true), 12).await;
+    let resp = c
+        .call(&req.clone().with_allow_auto_topic_creation(true), 12)
+        .await;
     assert_eq!(resp.topics[0].error_code, 0);
     assert_eq!(resp.topics[0].partitions.len(), 1);
     assert!(!resp.topics[0].topic_id.is_nil());
@@ -63,7 +73,9 @@ async fn metadata_reports_this_broker_as_controller_and_auto_creates() {
     // The cluster id and topic id are stable across restarts.
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
-    let resp = c.call(&MetadataRequest::default().with_topics(None), 12).await;
+    let resp = c
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
     assert_eq!(resp.cluster_id.unwrap(), cluster_id);
     assert_eq!(resp.topics.len(), 1);
     b.stop().await;
@@ -74,11 +86,22 @@ async fn produce_fetch_round_trip_with_every_codec_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
-    assert_eq!(create_topic(&mut c, "codecs", 1).await.topics[0].error_code, 0);
-    let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    assert_eq!(
+        create_topic(&mut c, "codecs", 1).await.topics[0].error_code,
+        0
+    );
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     let mut expected = Vec::new();
     for (i, codec) in codecs.iter().enumerate() {
-        let records: Vec<_> = (0..10).map(|j| record(&format!("k{i}-{j}"), &format!("v{i}-{j}"), 1_000 + j)).collect();
+        let records: Vec<_> = (0..10)
+            .map(|j| record(&format!("k{i}-{j}"), &format!("v{i}-{j}"), 1_000 + j))
+            .collect();
         expected.extend(records.iter().map(|r| (r.key.clone(), r.value.clone())));
         let resp = produce(&mut c, "codecs", 0, batch(&records, *codec), -1).await;
         let p = &resp.responses[0].partition_responses[0];
@@ -130,7 +153,11 @@ async fn fetch_from_the_middle_of_a_batch_returns_the_whole_batch() {
     produce(&mut c, "mid", 0, batch(&records, Compression::None), 1).await;
     let d = fetch(&mut c, "mid", 0, 3).await;
     let recs = decode_records(d.records.as_ref().unwrap());
-    assert_eq!(recs.first().unwrap().offset, 0, "whole batch, clients skip earlier records");
+    assert_eq!(
+        recs.first().unwrap().offset,
+        0,
+        "whole batch, clients skip earlier records"
+    );
     // Empty partition at the end: empty records, never null.
     let d = fetch(&mut c, "mid", 0, 5).await;
     assert_eq!(d.records.as_ref().map(|r| r.len()), Some(0));
@@ -152,9 +179,19 @@ async fn long_poll_fetch_is_woken_by_an_append() {
         c.call(&fetch_request("poll", 0, 0, 30_000, 1), 12).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    produce(&mut c, "poll", 0, batch(&[record("k", "v", 1)], Compression::None), 1).await;
+    produce(
+        &mut c,
+        "poll",
+        0,
+        batch(&[record("k", "v", 1)], Compression::None),
+        1,
+    )
+    .await;
     // The fetch waits up to 30 s; an append must end it long before (bounded by the test).
-    let resp = tokio::time::timeout(Duration::from_secs(20), waiter).await.expect("woken by the append").unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("woken by the append")
+        .unwrap();
     let recs = decode_records(resp.responses[0].partitions[0].records.as_ref().unwrap());
     assert_eq!(recs.len(), 1);
     b.stop().await;
@@ -170,7 +207,15 @@ async fn pipelined_requests_are_answered_in_order_and_acks_zero_gets_no_response
     let mut wire = Vec::new();
     for i in 0..5 {
         let acks = if i == 2 { 0 } else { 1 };
-        let (cid, frame) = c.frame(&produce_request("pipe", 0, batch(&[record("k", "v", 1)], Compression::None), acks), 9);
+        let (cid, frame) = c.frame(
+            &produce_request(
+                "pipe",
+                0,
+                batch(&[record("k", "v", 1)], Compression::None),
+                acks,
+            ),
+            9,
+        );
         if acks != 0 {
             expected.push(cid);
         }
@@ -192,12 +237,14 @@ async fn bad_frames_close_only_their_connection() {
     let b = TestBroker::start(dir.path()).await;
     let mut good = b.client().await;
     let hostile: Vec<Vec<u8>> = vec![
-        vec![0, 0, 0, 3, 1, 2, 3],                                 // shorter than a header
-        vec![0x7f, 0xff, 0xff, 0xff],                              // larger than the limit
+        vec![0, 0, 0, 3, 1, 2, 3],    // shorter than a header
+        vec![0x7f, 0xff, 0xff, 0xff], // larger than the limit
         vec![0, 0, 0, 12, 0x30, 0x39, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], // unknown api key 12345
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),              // garbage
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), // garbage
         // Metadata v1 whose topics array claims i32::MAX entries.
-        vec![0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 9, 0, 0, 0x7f, 0xff, 0xff, 0xff],
+        vec![
+            0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 9, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+        ],
         // Fetch v4 (api 1) whose client id length claims more than the frame.
         vec![0, 0, 0, 10, 0, 1, 0, 4, 0, 0, 0, 1, 0x7f, 0xff],
     ];
@@ -205,7 +252,9 @@ async fn bad_frames_close_only_their_connection() {
         let mut bad = b.client().await;
         bad.send_raw(&bytes).await;
         assert!(bad.is_closed().await, "connection closed after {bytes:?}");
-        let resp = good.call(&MetadataRequest::default().with_topics(None), 12).await;
+        let resp = good
+            .call(&MetadataRequest::default().with_topics(None), 12)
+            .await;
         assert_eq!(resp.brokers.len(), 1, "the other connection still works");
     }
     b.stop().await;
@@ -216,28 +265,56 @@ async fn produce_validation_errors() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
-    let req = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-        .with_name(tn("small"))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-            .with_name(s("max.message.bytes"))
-            .with_value(Some(s("1000")))])]);
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(tn("small"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("max.message.bytes"))
+                .with_value(Some(s("1000")))]),
+    ]);
     assert_eq!(c.call(&req, 7).await.topics[0].error_code, 0);
     let big = record("k", &"x".repeat(5000), 1);
     let resp = produce(&mut c, "small", 0, batch(&[big], Compression::None), 1).await;
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, ResponseError::MessageTooLarge.code());
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::MessageTooLarge.code()
+    );
 
     let mut corrupt = batch(&[record("k", "v", 1)], Compression::None).to_vec();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     let resp = produce(&mut c, "small", 0, corrupt.into(), 1).await;
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, ResponseError::CorruptMessage.code());
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::CorruptMessage.code()
+    );
 
-    let resp = produce(&mut c, "nope", 0, batch(&[record("k", "v", 1)], Compression::None), 1).await;
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, ResponseError::UnknownTopicOrPartition.code());
-    let resp = produce(&mut c, "small", 7, batch(&[record("k", "v", 1)], Compression::None), 1).await;
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    let resp = produce(
+        &mut c,
+        "nope",
+        0,
+        batch(&[record("k", "v", 1)], Compression::None),
+        1,
+    )
+    .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let resp = produce(
+        &mut c,
+        "small",
+        7,
+        batch(&[record("k", "v", 1)], Compression::None),
+        1,
+    )
+    .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     b.stop().await;
 }
 
@@ -248,18 +325,22 @@ async fn list_offsets_by_timestamp_and_epochs() {
     let mut c = b.client().await;
     create_topic(&mut c, "times", 1).await;
     for (i, ts) in [1000i64, 2000, 3000].iter().enumerate() {
-        let recs: Vec<_> = (0..2).map(|j| record(&format!("{i}{j}"), "v", ts + j)).collect();
+        let recs: Vec<_> = (0..2)
+            .map(|j| record(&format!("{i}{j}"), "v", ts + j))
+            .collect();
         produce(&mut c, "times", 0, batch(&recs, Compression::None), 1).await;
     }
     let lookup = |ts: i64| {
-        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-            list_offsets_request::ListOffsetsTopic::default().with_name(tn("times")).with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_current_leader_epoch(-1)
-                    .with_timestamp(ts),
-            ]),
-        ])
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(tn("times"))
+                .with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(ts),
+                ])])
     };
     let offset_of = |resp: ListOffsetsResponse| {
         let p = &resp.topics[0].partitions[0];
@@ -274,14 +355,18 @@ async fn list_offsets_by_timestamp_and_epochs() {
     let max = c.call(&lookup(-3), 7).await;
     assert_eq!(max.topics[0].partitions[0].timestamp, 3001);
 
-    let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-        offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(tn("times")).with_partitions(vec![
-            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(-1)
-                .with_leader_epoch(0),
-        ]),
-    ]);
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                .with_topic(tn("times"))
+                .with_partitions(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(-1)
+                        .with_leader_epoch(0),
+                ]),
+        ]);
     let resp = c.call(&req, 4).await;
     let p = &resp.topics[0].partitions[0];
     assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 6));
@@ -294,41 +379,65 @@ async fn topic_admin_create_describe_alter_grow_delete() {
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
     assert_eq!(create_topic(&mut c, "adm", 2).await.topics[0].error_code, 0);
-    assert_eq!(create_topic(&mut c, "adm", 2).await.topics[0].error_code, ResponseError::TopicAlreadyExists.code());
-    assert_eq!(create_topic(&mut c, "bad name", 2).await.topics[0].error_code, ResponseError::InvalidTopicException.code());
-    assert_eq!(create_topic(&mut c, "zero", 0).await.topics[0].error_code, ResponseError::InvalidPartitions.code());
+    assert_eq!(
+        create_topic(&mut c, "adm", 2).await.topics[0].error_code,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "bad name", 2).await.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "zero", 0).await.topics[0].error_code,
+        ResponseError::InvalidPartitions.code()
+    );
 
-    let bad_config = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-        .with_name(tn("badcfg"))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-            .with_name(s("retention.ms"))
-            .with_value(Some(s("soon")))])]);
-    assert_eq!(c.call(&bad_config, 7).await.topics[0].error_code, ResponseError::InvalidConfig.code());
+    let bad_config = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(tn("badcfg"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("retention.ms"))
+                .with_value(Some(s("soon")))]),
+    ]);
+    assert_eq!(
+        c.call(&bad_config, 7).await.topics[0].error_code,
+        ResponseError::InvalidConfig.code()
+    );
 
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
         incremental_alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(2)
             .with_resource_name(s("adm"))
-            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(s("retention.ms"))
-                .with_config_operation(0)
-                .with_value(Some(s("60000")))]),
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("60000"))),
+            ]),
     ]);
     assert_eq!(c.call(&alter, 1).await.responses[0].error_code, 0);
-    let describe = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![
-        describe_configs_request::DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s("adm"))
-            .with_configuration_keys(None),
-    ]);
+    let describe = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("adm"))
+                .with_configuration_keys(None),
+        ]);
     let resp = c.call(&describe, 4).await;
     let configs = &resp.results[0].configs;
-    let retention = configs.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
+    let retention = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
     assert_eq!(retention.value.as_deref(), Some("60000"));
     assert_eq!(retention.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
-    let segment = configs.iter().find(|c| c.name.as_str() == "segment.bytes").unwrap();
+    let segment = configs
+        .iter()
+        .find(|c| c.name.as_str() == "segment.bytes")
+        .unwrap();
     assert_eq!(segment.config_source, 5, "DEFAULT_CONFIG");
     let broker_cfg = DescribeConfigsRequest::default().with_resources(vec![
         describe_configs_request::DescribeConfigsResource::default()
@@ -338,24 +447,44 @@ async fn topic_admin_create_describe_alter_grow_delete() {
     ]);
     let resp = c.call(&broker_cfg, 4).await;
     assert_eq!(resp.results[0].error_code, 0);
-    assert!(resp.results[0].configs.iter().any(|c| c.name.as_str() == "num.partitions"));
+    assert!(resp.results[0]
+        .configs
+        .iter()
+        .any(|c| c.name.as_str() == "num.partitions"));
 
-    let grow = CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-        .with_name(tn("adm"))
-        .with_count(4)]);
+    let grow = CreatePartitionsRequest::default().with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(tn("adm"))
+            .with_count(4),
+    ]);
     assert_eq!(c.call(&grow, 3).await.results[0].error_code, 0);
-    assert_eq!(c.call(&grow, 3).await.results[0].error_code, ResponseError::InvalidPartitions.code());
-    produce(&mut c, "adm", 3, batch(&[record("k", "v", 1)], Compression::None), 1).await;
+    assert_eq!(
+        c.call(&grow, 3).await.results[0].error_code,
+        ResponseError::InvalidPartitions.code()
+    );
+    produce(
+        &mut c,
+        "adm",
+        3,
+        batch(&[record("k", "v", 1)], Compression::None),
+        1,
+    )
+    .await;
     assert!(dir.path().join("adm-3").exists());
 
     let cluster = c.call(&DescribeClusterRequest::default(), 1).await;
     assert_eq!(cluster.controller_id, BrokerId(1));
     assert_eq!(cluster.brokers.len(), 1);
 
-    let delete = DeleteTopicsRequest::default().with_topic_names(vec![tn("adm")]).with_timeout_ms(5000);
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![tn("adm")])
+        .with_timeout_ms(5000);
     assert_eq!(c.call(&delete, 5).await.responses[0].error_code, 0);
     assert!(!dir.path().join("adm-0").exists(), "files removed");
-    assert_eq!(c.call(&delete, 5).await.responses[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        c.call(&delete, 5).await.responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     // Re-created: a new id and an empty log.
     create_topic(&mut c, "adm", 1).await;
     assert_eq!(fetch(&mut c, "adm", 0, 0).await.high_watermark, 0);

@@ -79,7 +79,11 @@ impl Broker {
         let port = config.server.port;
         let registered = metadata.image().brokers.get(&node_id).cloned();
         if registered.is_none_or(|b| b.host != host || b.port != port) {
-            metadata.propose(MetadataCommand::RegisterBroker { id: node_id, host, port })?;
+            metadata.propose(MetadataCommand::RegisterBroker {
+                id: node_id,
+                host,
+                port,
+            })?;
         }
         let broker = Arc::new(Broker {
             partitions: PartitionRegistry::new(config.clone()),
@@ -135,7 +139,9 @@ impl Broker {
         for p in self.partitions.all() {
             match p.log().apply_retention(now) {
                 Ok(n) => deleted += n,
-                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
             }
         }
         if deleted > 0 {

@@ -164,7 +164,8 @@ impl PartitionRegistry {
                     std::fs::remove_dir_all(&dir).map_err(|e| LogError::io("remove", &dir, e))?;
                 }
                 if !dir.exists() {
-                    write_topic_id(&dir, topic.id).map_err(|e| LogError::io("write partition.metadata in", &dir, e))?;
+                    write_topic_id(&dir, topic.id)
+                        .map_err(|e| LogError::io("write partition.metadata in", &dir, e))?;
                 }
                 let log = PartitionLog::open(&dir, log_config.clone())?;
                 map.insert(
@@ -190,7 +191,9 @@ impl PartitionRegistry {
         };
         for entry in entries.flatten() {
             let dir = entry.path();
-            let Some(id) = read_topic_id(&dir) else { continue };
+            let Some(id) = read_topic_id(&dir) else {
+                continue;
+            };
             if image.topic_by_id(&id).is_none() {
                 tracing::warn!(dir = %dir.display(), "removing the data of a deleted topic");
                 if let Err(e) = std::fs::remove_dir_all(&dir) {

@@ -77,7 +77,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 /// Checks a set of topic config overrides.
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
     for (k, v) in configs {
-        topic_config::validate(k, v).map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
+        topic_config::validate(k, v)
+            .map_err(|m| AdminError::new(ResponseError::InvalidConfig, m))?;
     }
     Ok(())
 }
@@ -93,7 +94,12 @@ impl Broker {
         ids
     }
 
-    fn assign(&self, first_index: i32, count: i32, replication_factor: i32) -> Vec<PartitionAssignment> {
+    fn assign(
+        &self,
+        first_index: i32,
+        count: i32,
+        replication_factor: i32,
+    ) -> Vec<PartitionAssignment> {
         let brokers = self.placement_brokers();
         (0..count)
             .map(|i| {
@@ -141,7 +147,11 @@ impl Broker {
             ));
         }
         let brokers = self.placement_brokers().len() as i16;
-        let replication_factor = if replication_factor == -1 { 1 } else { replication_factor };
+        let replication_factor = if replication_factor == -1 {
+            1
+        } else {
+            replication_factor
+        };
         if replication_factor <= 0 || replication_factor > brokers {
             return Err(AdminError::new(
                 ResponseError::InvalidReplicationFactor,
@@ -163,7 +173,9 @@ impl Broker {
             configs,
         };
         if validate_only {
-            image.check(&command).map_err(|e| AdminError::from(MetadataError::Apply(e)))?;
+            image
+                .check(&command)
+                .map_err(|e| AdminError::from(MetadataError::Apply(e)))?;
             let MetadataCommand::CreateTopic {
                 topic_id,
                 partitions,
@@ -180,19 +192,19 @@ impl Broker {
                 partitions,
                 configs,
             });
-            return preview
-                .topics
-                .remove(name)
-                .ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "preview failed"));
+            return preview.topics.remove(name).ok_or_else(|| {
+                AdminError::new(ResponseError::UnknownServerError, "preview failed")
+            });
         }
         let image = self.metadata.propose(command)?;
         self.sync_partitions()?;
         tracing::info!(topic = name, partitions, "created topic");
-        image
-            .topics
-            .get(name)
-            .cloned()
-            .ok_or_else(|| AdminError::new(ResponseError::UnknownServerError, "topic vanished after creation"))
+        image.topics.get(name).cloned().ok_or_else(|| {
+            AdminError::new(
+                ResponseError::UnknownServerError,
+                "topic vanished after creation",
+            )
+        })
     }
 
     /// Deletes a topic by name (and, when given, checks its id), removing its data.
@@ -200,7 +212,10 @@ impl Broker {
         let image = self.metadata.image();
         let topic = match topic_id {
             Some(id) => image.topic_by_id(&id).ok_or_else(|| {
-                AdminError::new(ResponseError::UnknownTopicId, format!("no topic has id {id}"))
+                AdminError::new(
+                    ResponseError::UnknownTopicId,
+                    format!("no topic has id {id}"),
+                )
             })?,
             None => image.topics.get(name).ok_or_else(|| {
                 AdminError::new(
@@ -220,7 +235,12 @@ impl Broker {
     }
 
     /// Grows a topic to `total` partitions.
-    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<(), AdminError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let image = self.metadata.image();
         let topic = image.topics.get(name).ok_or_else(|| {
             AdminError::new(
@@ -232,7 +252,9 @@ impl Broker {
         if total <= current {
             return Err(AdminError::new(
                 ResponseError::InvalidPartitions,
-                format!("topic currently has {current} partitions, {total} would not be an increase"),
+                format!(
+                    "topic currently has {current} partitions, {total} would not be an increase"
+                ),
             ));
         }
         if total > self.config.max_topic_partitions {
@@ -247,7 +269,11 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let rf = topic.partitions.first().map(|p| p.replicas.len()).unwrap_or(1) as i32;
+        let rf = topic
+            .partitions
+            .first()
+            .map(|p| p.replicas.len())
+            .unwrap_or(1) as i32;
         self.metadata.propose(MetadataCommand::CreatePartitions {
             name: name.to_string(),
             new_partitions: self.assign(current, total - current, rf),

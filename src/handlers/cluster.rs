@@ -9,7 +9,11 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use super::str_bytes;
 use crate::broker::Broker;
 
-pub fn describe(broker: &Arc<Broker>, request: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
     let image = broker.metadata.image();
     let brokers = image
         .brokers

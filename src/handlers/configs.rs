@@ -38,7 +38,9 @@ pub fn config_source(config: &Config, overrides: &BTreeMap<String, String>, key:
 
 /// STATIC_BROKER_CONFIG when the broker config file changed the built-in default.
 fn broker_source(config: &Config, key: &str) -> i8 {
-    if topic_config::broker_default(config, key) == topic_config::broker_default(&Config::default(), key) {
+    if topic_config::broker_default(config, key)
+        == topic_config::broker_default(&Config::default(), key)
+    {
         SOURCE_DEFAULT
     } else {
         SOURCE_STATIC_BROKER
@@ -64,7 +66,10 @@ fn broker_configs(broker: &Broker, config: &Config) -> Vec<BrokerConfigEntry> {
         _ => None,
     };
     let listener = format!("PLAINTEXT://{}:{}", config.server.host, config.server.port);
-    let advertised = format!("PLAINTEXT://{}:{}", config.server.advertised_host, config.server.port);
+    let advertised = format!(
+        "PLAINTEXT://{}:{}",
+        config.server.advertised_host, config.server.port
+    );
     let retention_ms = topic_config::broker_default(config, "retention.ms");
     let d = Config::default();
     let e = |name, value: Option<String>, kind, default: Option<String>, doc| BrokerConfigEntry {
@@ -75,32 +80,159 @@ fn broker_configs(broker: &Broker, config: &Config) -> Vec<BrokerConfigEntry> {
         doc,
     };
     vec![
-        e("advertised.listeners", Some(advertised), ConfigKind::String, None, "The address clients are told to use."),
-        e("auto.create.topics.enable", Some(config.auto_create_topics.to_string()), ConfigKind::Boolean, Some(d.auto_create_topics.to_string()), "Create unknown topics on first use (auto_create_topics)."),
-        e("broker.id", Some(broker.node_id.to_string()), ConfigKind::Int, Some("1".into()), "This broker's id (cluster.node_id)."),
-        e("compression.type", Some("producer".into()), ConfigKind::String, Some("producer".into()), "Batches are stored as the producer compressed them."),
-        e("default.replication.factor", Some("1".into()), ConfigKind::Int, Some("1".into()), "Replication factor of auto-created topics."),
-        e("listeners", Some(listener), ConfigKind::String, None, "The address the broker listens on (server.host, server.port)."),
-        e("log.cleanup.policy", Some("delete".into()), ConfigKind::String, Some("delete".into()), "Old segments are deleted."),
-        e("log.dirs", Some(config.data_dir.display().to_string()), ConfigKind::String, None, "Partition data directory (data_dir)."),
-        e("log.flush.interval.messages", flush_messages, ConfigKind::Long, Some(i64::MAX.to_string()), "Records between fsyncs (flush.policy)."),
-        e("log.flush.interval.ms", flush_ms, ConfigKind::Long, None, "Milliseconds between fsyncs (flush.policy interval)."),
-        e("log.message.timestamp.type", Some("CreateTime".into()), ConfigKind::String, Some("CreateTime".into()), "Default timestamp type of topics."),
-        e("log.retention.bytes", Some(topic_config::broker_default(config, "retention.bytes")), ConfigKind::Long, Some("-1".into()), "Size limit per partition (retention_bytes)."),
-        e("log.retention.check.interval.ms", Some(config.retention_check_interval.as_millis().to_string()), ConfigKind::Long, Some(d.retention_check_interval.as_millis().to_string()), "How often retention runs (retention_check_interval)."),
-        e("log.retention.ms", Some(retention_ms), ConfigKind::Long, Some(topic_config::broker_default(&d, "retention.ms")), "Age limit of segments (retention_time)."),
-        e("log.segment.bytes", Some(config.segment_size.to_string()), ConfigKind::Int, Some(d.segment_size.to_string()), "Segment size (segment_size)."),
-        e("message.max.bytes", Some(config.max_message_bytes.to_string()), ConfigKind::Int, Some(d.max_message_bytes.to_string()), "Largest record batch (max_message_bytes)."),
-        e("min.insync.replicas", Some("1".into()), ConfigKind::Int, Some("1".into()), "Replicas that must acknowledge an acks=all write."),
-        e("node.id", Some(broker.node_id.to_string()), ConfigKind::Int, Some("1".into()), "This broker's id (cluster.node_id)."),
-        e("num.partitions", Some(config.default_partitions.to_string()), ConfigKind::Int, Some(d.default_partitions.to_string()), "Partitions of auto-created topics (default_partitions)."),
-        e("socket.request.max.bytes", Some(config.server.max_request_bytes.to_string()), ConfigKind::Int, Some(d.server.max_request_bytes.to_string()), "Largest request accepted (server.max_request_bytes)."),
-        e("unclean.leader.election.enable", Some("false".into()), ConfigKind::Boolean, Some("false".into()), "Whether an out-of-sync replica may become leader."),
+        e(
+            "advertised.listeners",
+            Some(advertised),
+            ConfigKind::String,
+            None,
+            "The address clients are told to use.",
+        ),
+        e(
+            "auto.create.topics.enable",
+            Some(config.auto_create_topics.to_string()),
+            ConfigKind::Boolean,
+            Some(d.auto_create_topics.to_string()),
+            "Create unknown topics on first use (auto_create_topics).",
+        ),
+        e(
+            "broker.id",
+            Some(broker.node_id.to_string()),
+            ConfigKind::Int,
+            Some("1".into()),
+            "This broker's id (cluster.node_id).",
+        ),
+        e(
+            "compression.type",
+            Some("producer".into()),
+            ConfigKind::String,
+            Some("producer".into()),
+            "Batches are stored as the producer compressed them.",
+        ),
+        e(
+            "default.replication.factor",
+            Some("1".into()),
+            ConfigKind::Int,
+            Some("1".into()),
+            "Replication factor of auto-created topics.",
+        ),
+        e(
+            "listeners",
+            Some(listener),
+            ConfigKind::String,
+            None,
+            "The address the broker listens on (server.host, server.port).",
+        ),
+        e(
+            "log.cleanup.policy",
+            Some("delete".into()),
+            ConfigKind::String,
+            Some("delete".into()),
+            "Old segments are deleted.",
+        ),
+        e(
+            "log.dirs",
+            Some(config.data_dir.display().to_string()),
+            ConfigKind::String,
+            None,
+            "Partition data directory (data_dir).",
+        ),
+        e(
+            "log.flush.interval.messages",
+            flush_messages,
+            ConfigKind::Long,
+            Some(i64::MAX.to_string()),
+            "Records between fsyncs (flush.policy).",
+        ),
+        e(
+            "log.flush.interval.ms",
+            flush_ms,
+            ConfigKind::Long,
+            None,
+            "Milliseconds between fsyncs (flush.policy interval).",
+        ),
+        e(
+            "log.message.timestamp.type",
+            Some("CreateTime".into()),
+            ConfigKind::String,
+            Some("CreateTime".into()),
+            "Default timestamp type of topics.",
+        ),
+        e(
+            "log.retention.bytes",
+            Some(topic_config::broker_default(config, "retention.bytes")),
+            ConfigKind::Long,
+            Some("-1".into()),
+            "Size limit per partition (retention_bytes).",
+        ),
+        e(
+            "log.retention.check.interval.ms",
+            Some(config.retention_check_interval.as_millis().to_string()),
+            ConfigKind::Long,
+            Some(d.retention_check_interval.as_millis().to_string()),
+            "How often retention runs (retention_check_interval).",
+        ),
+        e(
+            "log.retention.ms",
+            Some(retention_ms),
+            ConfigKind::Long,
+            Some(topic_config::broker_default(&d, "retention.ms")),
+            "Age limit of segments (retention_time).",
+        ),
+        e(
+            "log.segment.bytes",
+            Some(config.segment_size.to_string()),
+            ConfigKind::Int,
+            Some(d.segment_size.to_string()),
+            "Segment size (segment_size).",
+        ),
+        e(
+            "message.max.bytes",
+            Some(config.max_message_bytes.to_string()),
+            ConfigKind::Int,
+            Some(d.max_message_bytes.to_string()),
+            "Largest record batch (max_message_bytes).",
+        ),
+        e(
+            "min.insync.replicas",
+            Some("1".into()),
+            ConfigKind::Int,
+            Some("1".into()),
+            "Replicas that must acknowledge an acks=all write.",
+        ),
+        e(
+            "node.id",
+            Some(broker.node_id.to_string()),
+            ConfigKind::Int,
+            Some("1".into()),
+            "This broker's id (cluster.node_id).",
+        ),
+        e(
+            "num.partitions",
+            Some(config.default_partitions.to_string()),
+            ConfigKind::Int,
+            Some(d.default_partitions.to_string()),
+            "Partitions of auto-created topics (default_partitions).",
+        ),
+        e(
+            "socket.request.max.bytes",
+            Some(config.server.max_request_bytes.to_string()),
+            ConfigKind::Int,
+            Some(d.server.max_request_bytes.to_string()),
+            "Largest request accepted (server.max_request_bytes).",
+        ),
+        e(
+            "unclean.leader.election.enable",
+            Some("false".into()),
+            ConfigKind::Boolean,
+            Some("false".into()),
+            "Whether an out-of-sync replica may become leader.",
+        ),
     ]
 }
 
 fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, name: &str) -> bool {
-    keys.as_ref().is_none_or(|k| k.is_empty() || k.iter().any(|k| k.as_str() == name))
+    keys.as_ref()
+        .is_none_or(|k| k.is_empty() || k.iter().any(|k| k.as_str() == name))
 }
 
 fn describe_topic(
@@ -137,7 +269,9 @@ fn describe_topic(
                 synonyms.push(
                     DescribeConfigsSynonym::default()
                         .with_name(str_bytes(d.broker_synonym))
-                        .with_value(Some(str_bytes(topic_config::broker_default(config, d.name))))
+                        .with_value(Some(str_bytes(topic_config::broker_default(
+                            config, d.name,
+                        ))))
                         .with_source(broker_source(config, d.name)),
                 );
             }
@@ -194,14 +328,20 @@ fn describe_broker(
         .collect())
 }
 
-pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .iter()
         .map(|r| {
             let name = r.resource_name.to_string();
             let outcome = match r.resource_type {
-                RESOURCE_TOPIC => describe_topic(broker, &request, &name, &r.configuration_keys, version),
+                RESOURCE_TOPIC => {
+                    describe_topic(broker, &request, &name, &r.configuration_keys, version)
+                }
                 RESOURCE_BROKER => describe_broker(broker, &request, &name, &r.configuration_keys),
                 other => Err(AdminError::new(
                     ResponseError::InvalidRequest,

@@ -57,9 +57,11 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
             let epoch = topic_image
                 .and_then(|ti| ti.partitions.get(p.partition as usize))
                 .map(|pi| pi.leader_epoch);
-            let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(name, p.partition)) else {
+            let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(name, p.partition))
+            else {
                 pass.errors = true;
-                partitions.push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                partitions
+                    .push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
             if version >= 9 {
@@ -111,14 +113,20 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     if request.session_id != 0 {
         // This broker never hands out fetch sessions (it answers session id 0), so a client
         // naming one is out of date: Kafka's answer is FETCH_SESSION_ID_NOT_FOUND.
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     loop {
         let pass = read_all(broker, &request, version);
         let now = Instant::now();
-        if min_bytes == 0 || pass.bytes >= min_bytes || pass.errors || now >= deadline || pass.hosted.is_empty() {
+        if min_bytes == 0
+            || pass.bytes >= min_bytes
+            || pass.errors
+            || now >= deadline
+            || pass.hosted.is_empty()
+        {
             return FetchResponse::default().with_responses(pass.topics);
         }
         let waker = Arc::new(Notify::new());
@@ -131,8 +139,12 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         if again.bytes >= min_bytes || again.errors {
             return FetchResponse::default().with_responses(again.topics);
         }
-        if tokio::time::timeout_at(deadline, waker.notified()).await.is_err() {
-            return FetchResponse::default().with_responses(read_all(broker, &request, version).topics);
+        if tokio::time::timeout_at(deadline, waker.notified())
+            .await
+            .is_err()
+        {
+            return FetchResponse::default()
+                .with_responses(read_all(broker, &request, version).topics);
         }
     }
 }

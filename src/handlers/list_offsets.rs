@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::leader_epoch_error;
@@ -14,7 +16,11 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let image = broker.metadata.image();
     let topics = request
         .topics
@@ -35,7 +41,8 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
                         .get(&name)
                         .and_then(|ti| ti.partitions.get(p.partition_index as usize))
                         .map(|pi| pi.leader_epoch);
-                    let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(&name, p.partition_index))
+                    let (Some(epoch), Some(partition)) =
+                        (epoch, broker.partitions.get(&name, p.partition_index))
                     else {
                         return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
@@ -53,12 +60,20 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
                         _ => return r.with_error_code(ResponseError::InvalidRequest.code()),
                     };
                     match found {
-                        Some((offset, timestamp)) => r.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch),
+                        Some((offset, timestamp)) if version >= 4 => r
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch),
+                        Some((offset, timestamp)) => {
+                            r.with_offset(offset).with_timestamp(timestamp)
+                        }
                         None => r,
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)

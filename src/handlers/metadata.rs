@@ -68,11 +68,14 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
 
 /// All operations a topic supports, as Kafka's AclOperation bit set (READ, WRITE, CREATE,
 /// DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS): there is no authorization.
-const TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let auto_create = broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let topic_ops = if request.include_topic_authorized_operations {
         TOPIC_OPERATIONS
     } else {
@@ -106,7 +109,11 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
                     continue;
                 }
                 if !auto_create {
-                    out.push(topic_error(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+                    out.push(topic_error(
+                        Some(&name),
+                        Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition,
+                    ));
                     continue;
                 }
                 match broker.create_topic(&name, -1, -1, BTreeMap::new(), false) {
@@ -118,7 +125,11 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
                         image = broker.metadata.image();
                         match image.topics.get(&name) {
                             Some(topic) => out.push(describe_topic(topic, topic_ops)),
-                            None => out.push(topic_error(Some(&name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
+                            None => out.push(topic_error(
+                                Some(&name),
+                                Uuid::nil(),
+                                ResponseError::LeaderNotAvailable,
+                            )),
                         }
                     }
                     Err(e) => out.push(topic_error(Some(&name), Uuid::nil(), e.error)),

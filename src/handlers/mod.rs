@@ -28,19 +28,33 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Response
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
-        RequestKind::Produce(r) => return produce::handle(broker, r, version).await.map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            return produce::handle(broker, r, version)
+                .await
+                .map(ResponseKind::Produce)
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, version)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(broker, r, version)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(broker, r, version)),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(topics::create(broker, r, version))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(topics::delete(broker, r, version))
+        }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(topics::create_partitions(broker, r, version))
         }
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, r, version)),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, r, version))
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r, version))
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe(broker, r, version)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(cluster::describe(broker, r, version))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version))
         }

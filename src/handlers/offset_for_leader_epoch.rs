@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::leader_epoch_error;
@@ -36,17 +38,22 @@ pub fn handle(
                         .get(&name)
                         .and_then(|ti| ti.partitions.get(p.partition as usize))
                         .map(|pi| pi.leader_epoch);
-                    let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(&name, p.partition)) else {
+                    let (Some(epoch), Some(partition)) =
+                        (epoch, broker.partitions.get(&name, p.partition))
+                    else {
                         return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {
                         return r.with_error_code(code);
                     }
-                    let (found_epoch, end_offset) = partition.log().end_offset_for_epoch(p.leader_epoch);
+                    let (found_epoch, end_offset) =
+                        partition.log().end_offset_for_epoch(p.leader_epoch);
                     r.with_leader_epoch(found_epoch).with_end_offset(end_offset)
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)

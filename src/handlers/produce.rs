@@ -29,11 +29,18 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_error_message(message.map(str_bytes))
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let image = broker.metadata.image();
     let refuse_all = if !matches!(acks, -1..=1) {
-        Some((ResponseError::InvalidRequiredAcks.code(), "acks must be -1 (all), 0 or 1".to_string()))
+        Some((
+            ResponseError::InvalidRequiredAcks.code(),
+            "acks must be -1 (all), 0 or 1".to_string(),
+        ))
     } else if request.transactional_id.is_some() {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed.code(),
@@ -55,14 +62,24 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
                 continue;
             }
             let (Some(t), Some(settings)) = (topic_image, settings.as_ref()) else {
-                partitions.push(partition_error(index, ResponseError::UnknownTopicOrPartition.code(), None));
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
                 continue;
             };
             let (Some(p_image), Some(partition)) = (
-                usize::try_from(index).ok().and_then(|i| t.partitions.get(i)),
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i)),
                 broker.partitions.get(name, index),
             ) else {
-                partitions.push(partition_error(index, ResponseError::UnknownTopicOrPartition.code(), None));
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
                 continue;
             };
             let records = data.records.unwrap_or_default();
@@ -71,7 +88,7 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
                 Err(e) => {
                     let code = e.kafka_error_code();
                     let mut r = partition_error(index, code, Some(e.to_string()));
-                    if code == ResponseError::InvalidRecord.code() {
+                    if code == ResponseError::InvalidRecord.code() && version >= 8 {
                         r = r.with_record_errors(vec![BatchIndexAndErrorMessage::default()
                             .with_batch_index(0)
                             .with_batch_index_error_message(Some(str_bytes(e.to_string())))]);
@@ -90,9 +107,10 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
             }
             // The batch header is patched in place (offsets, epoch), so it needs its own bytes.
             let mut owned = BytesMut::from(&records[..]);
-            let appended = partition
-                .log()
-                .append(&mut owned, &headers, p_image.leader_epoch, now_ms());
+            let appended =
+                partition
+                    .log()
+                    .append(&mut owned, &headers, p_image.leader_epoch, now_ms());
             match appended {
                 Ok(info) => {
                     partition.notify_appended();
@@ -108,7 +126,11 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
                     if e.is_storage_failure() {
                         tracing::error!(topic = name, partition = index, error = %e, "append failed");
                     }
-                    partitions.push(partition_error(index, e.kafka_error_code(), Some(e.to_string())));
+                    partitions.push(partition_error(
+                        index,
+                        e.kafka_error_code(),
+                        Some(e.to_string()),
+                    ));
                 }
             }
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -28,7 +30,11 @@ fn names_seen_twice<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String,
     counts
 }
 
-pub fn create(broker: &Arc<Broker>, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub fn create(
+    broker: &Arc<Broker>,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let duplicates = names_seen_twice(request.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
@@ -68,7 +74,11 @@ pub fn create(broker: &Arc<Broker>, request: CreateTopicsRequest, version: i16) 
                 }
                 let image = broker.metadata.image();
                 for a in &topic.assignments {
-                    if let Some(bad) = a.broker_ids.iter().find(|b| !image.brokers.contains_key(&b.0)) {
+                    if let Some(bad) = a
+                        .broker_ids
+                        .iter()
+                        .find(|b| !image.brokers.contains_key(&b.0))
+                    {
                         return Err(AdminError::new(
                             ResponseError::InvalidReplicaAssignment,
                             format!("broker {} in the replica assignment does not exist", bad.0),
@@ -83,18 +93,35 @@ pub fn create(broker: &Arc<Broker>, request: CreateTopicsRequest, version: i16) 
         match outcome {
             Ok(created) => {
                 result = result
-                    .with_topic_id(if request.validate_only { Uuid::nil() } else { created.id })
+                    .with_topic_id(if request.validate_only {
+                        Uuid::nil()
+                    } else {
+                        created.id
+                    })
                     .with_num_partitions(created.partitions.len() as i32)
-                    .with_replication_factor(created.partitions.first().map_or(1, |p| p.replicas.len() as i16));
+                    .with_replication_factor(
+                        created
+                            .partitions
+                            .first()
+                            .map_or(1, |p| p.replicas.len() as i16),
+                    );
                 if version >= 5 {
                     let configs = TOPIC_CONFIGS
                         .iter()
                         .map(|d| {
-                            let value = topic_config::effective_value(&broker.config, &created.configs, d.name);
+                            let value = topic_config::effective_value(
+                                &broker.config,
+                                &created.configs,
+                                d.name,
+                            );
                             CreatableTopicConfigs::default()
                                 .with_name(str_bytes(d.name))
                                 .with_value(Some(str_bytes(value)))
-                                .with_config_source(config_source(&broker.config, &created.configs, d.name))
+                                .with_config_source(config_source(
+                                    &broker.config,
+                                    &created.configs,
+                                    d.name,
+                                ))
                         })
                         .collect();
                     result = result.with_configs(Some(configs));
@@ -111,7 +138,11 @@ pub fn create(broker: &Arc<Broker>, request: CreateTopicsRequest, version: i16) 
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn delete(
+    broker: &Arc<Broker>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 || !request.topics.is_empty() {
         request
             .topics
@@ -119,7 +150,11 @@ pub fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) 
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
             .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()

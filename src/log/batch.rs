@@ -422,7 +422,10 @@ fn check_producer_rules(h: &BatchHeader, position: usize) -> Result<(), BatchErr
     if h.compression() > MAX_COMPRESSION_CODEC {
         return Err(BatchError::corrupt(
             position,
-            format!("it names compression codec {}, which does not exist", h.compression()),
+            format!(
+                "it names compression codec {}, which does not exist",
+                h.compression()
+            ),
         ));
     }
     if h.base_offset != 0 {
@@ -484,17 +487,17 @@ fn check_producer_rules(h: &BatchHeader, position: usize) -> Result<(), BatchErr
 
 fn at_position(e: BatchError, position: usize) -> BatchError {
     match e {
-        BatchError::CorruptMessage { reason, .. } => BatchError::CorruptMessage { position, reason },
+        BatchError::CorruptMessage { reason, .. } => {
+            BatchError::CorruptMessage { position, reason }
+        }
         BatchError::UnsupportedMagic { magic, .. } => {
             BatchError::UnsupportedMagic { position, magic }
         }
-        BatchError::MessageTooLarge { size, max, .. } => {
-            BatchError::MessageTooLarge {
-                position,
-                size,
-                max,
-            }
-        }
+        BatchError::MessageTooLarge { size, max, .. } => BatchError::MessageTooLarge {
+            position,
+            size,
+            max,
+        },
         BatchError::InvalidRecord { reason, .. } => BatchError::InvalidRecord { position, reason },
     }
 }
@@ -515,7 +518,10 @@ pub fn assign_offsets(
     leader_epoch: i32,
     log_append_time: Option<i64>,
 ) {
-    debug_assert!(batch.len() >= HEADER_SIZE, "assign_offsets on a partial batch");
+    debug_assert!(
+        batch.len() >= HEADER_SIZE,
+        "assign_offsets on a partial batch"
+    );
     if batch.len() < HEADER_SIZE {
         return;
     }

@@ -111,7 +111,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_atomic(dir.path(), "f", b"one").unwrap();
         write_atomic(dir.path(), "f", b"two").unwrap();
-        assert_eq!(read_optional(dir.path(), "f").unwrap().as_deref(), Some("two"));
+        assert_eq!(
+            read_optional(dir.path(), "f").unwrap().as_deref(),
+            Some("two")
+        );
         assert!(!dir.path().join("f.tmp").exists());
         assert_eq!(read_optional(dir.path(), "missing").unwrap(), None);
     }

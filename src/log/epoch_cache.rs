@@ -272,7 +272,11 @@ mod tests {
         assert_eq!(c.end_offset_for(-1, leo), (-1, -1));
         assert_eq!(c.end_offset_for(5, leo), (5, 300), "latest epoch: LEO");
         assert_eq!(c.end_offset_for(1, leo), (1, 100));
-        assert_eq!(c.end_offset_for(2, leo), (1, 100), "gap: largest epoch <= 2");
+        assert_eq!(
+            c.end_offset_for(2, leo),
+            (1, 100),
+            "gap: largest epoch <= 2"
+        );
         assert_eq!(c.end_offset_for(3, leo), (3, 250));
         assert_eq!(c.end_offset_for(4, leo), (3, 250));
         assert_eq!(c.end_offset_for(6, leo), (-1, -1), "above every epoch");

@@ -89,7 +89,7 @@ impl IndexFile {
             mmap: None,
             entry_size,
             entries: len / entry_size,
-            aligned: len % entry_size == 0,
+            aligned: len.is_multiple_of(entry_size),
         };
         match max_bytes {
             Some(max) => index.resize(max)?,
@@ -334,9 +334,7 @@ impl OffsetIndex {
         let base = self.base_offset;
         let keep = self
             .file
-            .largest_lower_bound(offset.saturating_sub(1), |b| {
-                base + i64::from(u32_at(b, 0))
-            })
+            .largest_lower_bound(offset.saturating_sub(1), |b| base + i64::from(u32_at(b, 0)))
             .map_or(0, |i| i + 1);
         self.file.truncate_entries(keep);
     }

@@ -35,10 +35,10 @@ pub mod records;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+#[cfg(test)]
+mod test_util;
 
-pub use batch::{
-    assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader,
-};
+pub use batch::{assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader};
 pub use builder::RecordBatchBuilder;
 pub use config::{FlushPolicy, LogConfig};
 pub use dump::{dump_path, DumpSummary};

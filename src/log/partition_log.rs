@@ -68,7 +68,7 @@ pub struct AppendInfo {
 pub struct ReadResult {
     /// Whole batches, starting with the batch that contains the fetch offset; empty at the
     /// log end (never "null").
-    pub records: Bytes,
+    pub bytes: Bytes,
     /// The log start offset when the read was planned.
     pub log_start_offset: i64,
     /// The log end offset when the read was planned.
@@ -102,7 +102,7 @@ impl ReadPlan {
 
     /// Does the read: one positioned read into one buffer, cut back to whole batches.
     pub fn execute(self) -> Result<ReadResult, LogError> {
-        let records = match self.file {
+        let bytes = match self.file {
             Some(file) if self.len > 0 => {
                 let mut buf = vec![0u8; self.len];
                 let mut filled = 0;
@@ -122,7 +122,7 @@ impl ReadPlan {
             _ => Bytes::new(),
         };
         Ok(ReadResult {
-            records,
+            bytes,
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
         })
@@ -583,7 +583,16 @@ impl PartitionLog {
     /// not decompressed here: the answer is the first offset of the first batch whose max
     /// timestamp is `>= ts` (with its first timestamp when that reaches `ts`, else its max
     /// timestamp), which may point a few records early but never skips a record.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+    ///
+    /// A disk error while looking is logged and answered as `None`; use
+    /// [`try_offset_for_timestamp`](Self::try_offset_for_timestamp) to get the error.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Option<(i64, i64)> {
+        self.try_offset_for_timestamp(ts)
+            .unwrap_or_else(|e| self.lookup_failed("a timestamp lookup", e))
+    }
+
+    /// [`offset_for_timestamp`](Self::offset_for_timestamp) that reports read errors.
+    pub fn try_offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in self.segments.values() {
             if seg.next_offset() <= self.log_start_offset || seg.max_timestamp() < ts {
                 continue;
@@ -599,10 +608,20 @@ impl PartitionLog {
     /// ties), as `(offset, timestamp)`; `None` for an empty log or one without timestamps.
     /// Record-exact except in compressed CreateTime batches (see
     /// `Segment::max_timestamp_record`).
-    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+    ///
+    /// A disk error while looking is logged and answered as `None`; use
+    /// [`try_max_timestamp_offset`](Self::try_max_timestamp_offset) to get the error.
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        self.try_max_timestamp_offset()
+            .unwrap_or_else(|e| self.lookup_failed("a max-timestamp lookup", e))
+    }
+
+    /// [`max_timestamp_offset`](Self::max_timestamp_offset) that reports read errors.
+    pub fn try_max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
         let mut best: Option<&Segment> = None;
         for seg in self.segments.values() {
-            if seg.max_timestamp() >= 0 && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
+            if seg.max_timestamp() >= 0
+                && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
             {
                 best = Some(seg);
             }
@@ -611,6 +630,11 @@ impl PartitionLog {
             Some(seg) => seg.max_timestamp_record(),
             None => Ok(None),
         }
+    }
+
+    fn lookup_failed(&self, what: &str, e: LogError) -> Option<(i64, i64)> {
+        tracing::warn!(dir = %self.dir.display(), "{what} failed and was answered as not found: {e}");
+        None
     }
 
     /// Deletes whole segments that retention no longer keeps, oldest first, as Kafka does:
@@ -753,10 +777,19 @@ impl PartitionLog {
         Ok(true)
     }
 
-    /// Replaces the config (validated first). Segment size, retention, timestamps, message
-    /// size and flush policy apply from the next call; the index interval applies to the
-    /// active segment from its next append; `index_max_bytes` applies to new segments.
-    pub fn update_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+    /// Replaces the config. Segment size, retention, timestamps, message size and flush
+    /// policy apply from the next call; the index interval applies to the active segment from
+    /// its next append; `index_max_bytes` applies to new segments. An invalid config is
+    /// refused with a warning and the old one stays; use
+    /// [`try_update_config`](Self::try_update_config) to get the error.
+    pub fn update_config(&mut self, config: LogConfig) {
+        if let Err(e) = self.try_update_config(config) {
+            tracing::warn!(dir = %self.dir.display(), "kept the previous log configuration: {e}");
+        }
+    }
+
+    /// [`update_config`](Self::update_config) that reports an invalid config.
+    pub fn try_update_config(&mut self, config: LogConfig) -> Result<(), LogError> {
         config.validate()?;
         let interval = config.index_interval_bytes;
         if let Ok(active) = self.active_mut() {
@@ -878,4 +911,433 @@ fn read_log_start_offset(dir: &Path) -> Result<Option<i64>, LogError> {
         );
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::validate_producer_batches;
+    use crate::log::epoch_cache::CHECKPOINT_FILE;
+    use crate::log::test_util::{headers_of, produce, producer_batch, small_config};
+
+    fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+        PartitionLog::open(dir, config).unwrap()
+    }
+
+    #[test]
+    fn append_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        let mut sent = Vec::new();
+        for i in 0..3 {
+            let mut bytes = producer_batch(4, 100, 1_000 + i);
+            let headers = validate_producer_batches(&bytes, 1 << 20).unwrap();
+            let info = log.append(&mut bytes, &headers, 7, 5_000).unwrap();
+            assert_eq!(info.base_offset, i * 4);
+            assert_eq!(info.last_offset, i * 4 + 3);
+            assert_eq!(info.log_append_time, -1);
+            assert_eq!(info.log_start_offset, 0);
+            sent.extend_from_slice(&bytes);
+        }
+        assert_eq!(log.log_end_offset(), 12);
+        let got = log.read(0, 1 << 20).unwrap();
+        assert_eq!(
+            &got.bytes[..],
+            &sent[..],
+            "stored exactly as sent after patching"
+        );
+        assert_eq!((got.log_start_offset, got.log_end_offset), (0, 12));
+        let hs = headers_of(&got.bytes);
+        assert_eq!(
+            hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+            vec![0, 4, 8]
+        );
+        assert!(hs.iter().all(|h| h.partition_leader_epoch == 7));
+    }
+
+    #[test]
+    fn read_returns_the_whole_batch_containing_a_mid_batch_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        produce(&mut log, 10, 50, 1, 0);
+        produce(&mut log, 10, 50, 2, 0);
+        for offset in [5, 9] {
+            let hs = headers_of(&log.read(offset, 1 << 20).unwrap().bytes);
+            assert_eq!(
+                hs[0].base_offset, 0,
+                "batch containing {offset}, not the next"
+            );
+        }
+        let hs = headers_of(&log.read(13, 1 << 20).unwrap().bytes);
+        assert_eq!(hs[0].base_offset, 10);
+        assert_eq!(hs.len(), 1);
+    }
+
+    #[test]
+    fn read_returns_at_least_one_whole_batch_and_only_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        for i in 0..4 {
+            produce(&mut log, 5, 200, i, 0);
+        }
+        let one = log.read(0, 1).unwrap().bytes;
+        let hs = headers_of(&one);
+        assert_eq!(
+            hs.len(),
+            1,
+            "a batch larger than max_bytes is still returned whole"
+        );
+        let size = hs[0].total_size();
+        let r = log.read(0, size * 2 + size / 2).unwrap().bytes;
+        assert_eq!(headers_of(&r).len(), 2, "a partial third batch is cut off");
+        assert_eq!(r.len(), size * 2);
+    }
+
+    #[test]
+    fn read_at_the_end_is_empty_and_outside_the_log_is_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        assert!(log.read(0, 100).unwrap().bytes.is_empty());
+        produce(&mut log, 3, 10, 1, 0);
+        assert!(log.read(3, 100).unwrap().bytes.is_empty());
+        let e = log.read(4, 100).unwrap_err();
+        assert!(matches!(e, LogError::OffsetOutOfRange { .. }));
+        assert_eq!(e.kafka_error_code(), 1);
+        assert!(log.read(-1, 100).is_err());
+    }
+
+    #[test]
+    fn segment_rolls_at_segment_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut log = open(dir.path(), small_config(batch_size * 3));
+        for i in 0..10 {
+            produce(&mut log, 5, 100, i, 0);
+        }
+        let bases = log.segment_base_offsets();
+        assert_eq!(bases, vec![0, 15, 30, 45]);
+        for base in &bases {
+            let size = fs::metadata(crate::log::test_util::log_file(dir.path(), *base))
+                .unwrap()
+                .len();
+            assert!(size <= batch_size * 3);
+        }
+        // A read stops at the end of its segment.
+        let r = headers_of(&log.read(0, 1 << 20).unwrap().bytes);
+        assert_eq!(r.len(), 3);
+        // Every offset is found in the right segment.
+        for offset in 0..50 {
+            let hs = headers_of(&log.read(offset, 1).unwrap().bytes);
+            assert_eq!(hs[0].base_offset, offset / 5 * 5);
+        }
+        assert_eq!(log.size_bytes(), batch_size * 10);
+    }
+
+    #[test]
+    fn index_lookup_finds_every_offset_among_many_small_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), small_config(1 << 20));
+        for i in 0..500 {
+            produce(&mut log, 2, 20, i, 0);
+        }
+        for offset in (0..1000).step_by(7) {
+            let hs = headers_of(&log.read(offset, 1).unwrap().bytes);
+            assert_eq!(hs[0].base_offset, offset / 2 * 2);
+        }
+    }
+
+    #[test]
+    fn time_index_lookup_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut log = open(dir.path(), small_config(batch_size * 4));
+        for i in 0..20 {
+            // batch i: timestamps 10_000 + 100 i + (0..5)
+            produce(&mut log, 5, 100, 10_000 + 100 * i, 0);
+        }
+        assert_eq!(log.offset_for_timestamp(0), Some((0, 10_000)));
+        assert_eq!(log.offset_for_timestamp(10_502), Some((27, 10_502)));
+        assert_eq!(log.offset_for_timestamp(10_505), Some((30, 10_600)));
+        assert_eq!(log.offset_for_timestamp(11_904), Some((99, 11_904)));
+        assert_eq!(log.offset_for_timestamp(11_905), None);
+        assert_eq!(log.max_timestamp_offset(), Some((99, 11_904)));
+    }
+
+    #[test]
+    fn max_timestamp_offset_finds_the_record_not_the_batch_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        produce(&mut log, 3, 10, 100, 0);
+        let mut b = crate::log::RecordBatchBuilder::new();
+        for ts in [150, 900, 200] {
+            b.push(ts, None, Some(b"v"), &[]);
+        }
+        let mut bytes = b.build();
+        let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        log.append(&mut bytes, &hs, 0, 0).unwrap();
+        produce(&mut log, 3, 10, 300, 0);
+        assert_eq!(log.max_timestamp_offset(), Some((4, 900)));
+        assert_eq!(log.offset_for_timestamp(160), Some((4, 900)));
+    }
+
+    #[test]
+    fn log_append_time_stamps_the_batch_and_keeps_it_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            message_timestamp_type_log_append: true,
+            ..LogConfig::default()
+        };
+        let mut log = open(dir.path(), config);
+        let mut bytes = producer_batch(3, 10, 5);
+        let headers = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        let info = log.append(&mut bytes, &headers, 0, 777_000).unwrap();
+        assert_eq!(info.log_append_time, 777_000);
+        let hs = headers_of(&log.read(0, 1 << 20).unwrap().bytes);
+        assert!(hs[0].timestamp_type_is_log_append());
+        assert_eq!(hs[0].max_timestamp, 777_000);
+        assert_eq!(log.offset_for_timestamp(700_000), Some((0, 777_000)));
+        drop(log);
+        let log = open(dir.path(), LogConfig::default());
+        assert_eq!(
+            log.log_end_offset(),
+            3,
+            "the recomputed CRC survives recovery"
+        );
+    }
+
+    #[test]
+    fn retention_by_time_deletes_expired_segments_and_rolls_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut config = small_config(batch_size * 2);
+        config.retention_ms = Some(1_000);
+        let mut log = open(dir.path(), config);
+        for i in 0..6 {
+            produce(&mut log, 5, 100, 10_000 + i, 0);
+        }
+        produce(&mut log, 5, 100, 50_000, 0);
+        assert_eq!(log.segment_base_offsets(), vec![0, 10, 20, 30]);
+        assert_eq!(
+            log.apply_retention(10_500).unwrap(),
+            0,
+            "nothing old enough yet"
+        );
+        assert_eq!(log.apply_retention(40_000).unwrap(), 3);
+        assert_eq!(log.segment_base_offsets(), vec![30]);
+        assert_eq!(log.log_start_offset(), 30);
+        assert!(log.read(0, 100).is_err());
+        // Everything expired: the active segment is rolled, then deleted.
+        assert_eq!(log.apply_retention(100_000).unwrap(), 1);
+        assert_eq!(log.segment_base_offsets(), vec![35]);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (35, 35));
+        assert_eq!(
+            log.apply_retention(200_000).unwrap(),
+            0,
+            "empty active stays"
+        );
+        let info = produce(&mut log, 1, 10, 300_000, 0);
+        assert_eq!(info.base_offset, 35);
+        assert_eq!(info.log_start_offset, 35);
+    }
+
+    #[test]
+    fn retention_by_bytes_keeps_at_least_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut config = small_config(batch_size * 2);
+        config.retention_bytes = Some((batch_size * 5) as i64);
+        let mut log = open(dir.path(), config);
+        for i in 0..9 {
+            produce(&mut log, 5, 100, i, 0);
+        }
+        assert_eq!(log.segment_base_offsets(), vec![0, 10, 20, 30, 40]);
+        assert_eq!(log.apply_retention(0).unwrap(), 2);
+        assert_eq!(log.segment_base_offsets(), vec![20, 30, 40]);
+        assert!(log.size_bytes() >= batch_size * 5);
+        assert_eq!(log.log_start_offset(), 20);
+        assert_eq!(log.apply_retention(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn log_start_offset_is_persisted_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut config = small_config(batch_size * 2);
+        config.retention_bytes = Some(0);
+        let mut log = open(dir.path(), config.clone());
+        for i in 0..5 {
+            produce(&mut log, 5, 100, i, 0);
+        }
+        log.apply_retention(0).unwrap();
+        let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
+        assert!(lso > 0);
+        log.close().unwrap();
+        let text = fs::read_to_string(dir.path().join(LOG_START_OFFSET_FILE)).unwrap();
+        assert_eq!(text, format!("0\n{lso}\n"));
+        let log = open(dir.path(), config);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (lso, leo));
+    }
+
+    #[test]
+    fn stored_log_start_offset_past_the_end_starts_an_empty_log_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        produce(&mut log, 5, 10, 1, 0);
+        drop(log);
+        fs::write(dir.path().join(LOG_START_OFFSET_FILE), "0\n100\n").unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+        assert_eq!(produce(&mut log, 1, 10, 2, 0).base_offset, 100);
+    }
+
+    #[test]
+    fn epochs_are_recorded_persisted_and_answered_like_kafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        assert_eq!(log.latest_epoch(), None);
+        assert_eq!(log.end_offset_for_epoch(0), (-1, -1));
+        produce(&mut log, 5, 10, 1, 0); // epoch 0: 0..5
+        produce(&mut log, 5, 10, 2, 0);
+        produce(&mut log, 5, 10, 3, 3); // epoch 3: 10..
+        assert_eq!(log.latest_epoch(), Some(3));
+        assert_eq!(log.end_offset_for_epoch(0), (0, 10));
+        assert_eq!(log.end_offset_for_epoch(2), (0, 10));
+        assert_eq!(log.end_offset_for_epoch(3), (3, 15));
+        assert_eq!(log.end_offset_for_epoch(4), (-1, -1));
+        assert_eq!(log.epoch_for_offset(12), Some(3));
+        let e = log
+            .append(&mut producer_batch(1, 1, 1), &[], 2, 0)
+            .unwrap_err();
+        assert!(matches!(e, LogError::InvalidAppend { .. }));
+        let mut bytes = producer_batch(1, 1, 1);
+        let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        let e = log.append(&mut bytes, &hs, 2, 0).unwrap_err();
+        assert!(matches!(e, LogError::StaleLeaderEpoch { .. }), "{e}");
+        assert_eq!(e.kafka_error_code(), 74);
+        drop(log);
+
+        let text = fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        assert_eq!(text, "0\n2\n0 0\n3 10\n");
+        let log = open(dir.path(), LogConfig::default());
+        assert_eq!(log.end_offset_for_epoch(0), (0, 10));
+
+        // A missing checkpoint is rebuilt from the batches' leader epochs.
+        drop(log);
+        fs::remove_file(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        let log = open(dir.path(), LogConfig::default());
+        assert_eq!(log.end_offset_for_epoch(0), (0, 10));
+        assert_eq!(log.latest_epoch(), Some(3));
+        assert!(dir.path().join(CHECKPOINT_FILE).exists());
+    }
+
+    #[test]
+    fn flush_policies_do_not_change_what_is_stored() {
+        for policy in [
+            FlushPolicy::Never,
+            FlushPolicy::Always,
+            FlushPolicy::EveryMessages(7),
+            FlushPolicy::IntervalMs(100),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig {
+                flush: policy,
+                ..small_config(4096)
+            };
+            let mut log = open(dir.path(), config.clone());
+            for i in 0..20 {
+                produce(&mut log, 3, 100, i, 0);
+                log.flush_if_due(i * 10).unwrap();
+            }
+            if policy == FlushPolicy::IntervalMs(100) {
+                produce(&mut log, 1, 1, 1_000, 0);
+                assert!(log.flush_if_due(10_000).unwrap(), "due after the interval");
+                assert!(!log.flush_if_due(10_001).unwrap(), "nothing left to flush");
+            }
+            log.flush().unwrap();
+            let leo = log.log_end_offset();
+            drop(log);
+            let log = open(dir.path(), config);
+            assert_eq!(log.log_end_offset(), leo, "policy {policy:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_to_drops_later_records_and_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut log = open(dir.path(), small_config(batch_size * 2));
+        for i in 0..4 {
+            produce(&mut log, 5, 100, i, 0);
+        }
+        for i in 4..8 {
+            produce(&mut log, 5, 100, i, 1);
+        }
+        assert_eq!(log.segment_base_offsets(), vec![0, 10, 20, 30]);
+        log.truncate_to(12).unwrap();
+        assert_eq!(log.log_end_offset(), 10, "the batch holding 12 goes whole");
+        assert_eq!(log.segment_base_offsets(), vec![0, 10]);
+        log.truncate_to(20).unwrap();
+        assert_eq!(log.log_end_offset(), 10);
+        assert_eq!(log.latest_epoch(), Some(0));
+        assert_eq!(produce(&mut log, 5, 100, 9, 2).base_offset, 10);
+        assert_eq!(log.end_offset_for_epoch(0), (0, 10));
+        drop(log);
+        let log = open(dir.path(), small_config(batch_size * 2));
+        assert_eq!(log.log_end_offset(), 15);
+    }
+
+    #[test]
+    fn clean_close_then_reopen_continues_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(1 << 20);
+        let mut log = open(dir.path(), config.clone());
+        for i in 0..100 {
+            produce(&mut log, 3, 50, i, 0);
+        }
+        log.close().unwrap();
+        assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        let mut log = open(dir.path(), config.clone());
+        assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        assert_eq!(log.log_end_offset(), 300);
+        for i in 100..200 {
+            produce(&mut log, 3, 50, i, 0);
+        }
+        for offset in (0..600).step_by(13) {
+            let hs = headers_of(&log.read(offset, 1).unwrap().bytes);
+            assert_eq!(hs[0].base_offset, offset / 3 * 3);
+        }
+        let mut out = Vec::new();
+        let summary = crate::log::dump_path(dir.path(), &mut out).unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    }
+
+    #[test]
+    fn append_refuses_headers_that_do_not_match_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        let mut a = producer_batch(2, 10, 0);
+        let hs = validate_producer_batches(&a, 1 << 20).unwrap();
+        let mut b = producer_batch(3, 30, 0);
+        assert!(matches!(
+            log.append(&mut b, &hs, 0, 0),
+            Err(LogError::InvalidAppend { .. })
+        ));
+        assert!(log.append(&mut a, &hs, -1, 0).is_err());
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn read_plan_survives_retention_deleting_its_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let mut config = small_config(batch_size);
+        config.retention_bytes = Some(0);
+        let mut log = open(dir.path(), config);
+        produce(&mut log, 5, 100, 0, 0);
+        produce(&mut log, 5, 100, 1, 0);
+        let plan = log.plan_read(0, 1 << 20).unwrap();
+        log.apply_retention(0).unwrap();
+        let r = plan.execute().unwrap();
+        assert_eq!(headers_of(&r.bytes)[0].base_offset, 0);
+    }
 }

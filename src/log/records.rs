@@ -95,7 +95,9 @@ impl Iterator for RecordWalker<'_> {
         let offset_delta = read_zigzag(body, &mut p, 5);
         let (Some(ts_delta), Some(offset_delta)) = (ts_delta, offset_delta) else {
             self.remaining = 0;
-            return Some(Err(self.corrupt("has an unreadable timestamp or offset delta")));
+            return Some(Err(
+                self.corrupt("has an unreadable timestamp or offset delta")
+            ));
         };
         self.pos = body_end;
         self.remaining -= 1;
@@ -159,20 +161,29 @@ mod tests {
         let h = parse_header(&bytes).unwrap();
         let points: Vec<_> = RecordWalker::new(&bytes, &h).map(|r| r.unwrap()).collect();
         assert_eq!(
-            points.iter().map(|p| (p.offset, p.timestamp)).collect::<Vec<_>>(),
+            points
+                .iter()
+                .map(|p| (p.offset, p.timestamp))
+                .collect::<Vec<_>>(),
             vec![(50, 100), (51, 90), (52, 300), (53, 200)]
         );
         assert_eq!(
-            first_at_or_after(&bytes, &h, 150, 0).unwrap().map(|p| p.offset),
+            first_at_or_after(&bytes, &h, 150, 0)
+                .unwrap()
+                .map(|p| p.offset),
             Some(52)
         );
         assert_eq!(
-            first_at_or_after(&bytes, &h, 95, 51).unwrap().map(|p| p.offset),
+            first_at_or_after(&bytes, &h, 95, 51)
+                .unwrap()
+                .map(|p| p.offset),
             Some(52)
         );
         assert_eq!(first_at_or_after(&bytes, &h, 301, 0).unwrap(), None);
         assert_eq!(
-            first_with_timestamp(&bytes, &h, 300).unwrap().map(|p| p.offset),
+            first_with_timestamp(&bytes, &h, 300)
+                .unwrap()
+                .map(|p| p.offset),
             Some(52)
         );
     }

@@ -248,7 +248,9 @@ fn check_offset_index(seg: &Segment) -> Result<(), String> {
             last.offset,
             h.last_offset()
         )),
-        Ok(None) => Err(format!("its last entry points at byte {pos}, the end of the log")),
+        Ok(None) => Err(format!(
+            "its last entry points at byte {pos}, the end of the log"
+        )),
         Err(ScanError::Invalid { why, .. }) => Err(format!(
             "its last entry points at byte {pos}, where there is no valid batch: {}",
             why.reason()
@@ -366,9 +368,7 @@ fn truncate_tail(seg: &mut Segment, position: u64, why: &str) -> Result<u64, Log
 
 /// Reads the leader epoch of every batch in `segments` (headers only), for rebuilding a
 /// missing or corrupt `leader-epoch-checkpoint`.
-pub(crate) fn scan_epochs(
-    segments: &BTreeMap<i64, Segment>,
-) -> Result<Vec<(i32, i64)>, LogError> {
+pub(crate) fn scan_epochs(segments: &BTreeMap<i64, Segment>) -> Result<Vec<(i32, i64)>, LogError> {
     let mut epoch_starts = Vec::new();
     for seg in segments.values() {
         let mut scanner = BatchScanner::new(seg.file(), 0, seg.size(), LARGE_CHUNK);
@@ -380,4 +380,214 @@ pub(crate) fn scan_epochs(
         }
     }
     Ok(epoch_starts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
+
+    use crate::log::epoch_cache::CHECKPOINT_FILE;
+    use crate::log::partition_log::PartitionLog;
+    use crate::log::segment::{INDEX_SUFFIX, TIME_INDEX_SUFFIX};
+    use crate::log::test_util::{
+        capture_logs, headers_of, log_file, produce, producer_batch, small_config,
+    };
+    use crate::log::{dump_path, LogConfig};
+
+    use super::*;
+
+    fn chop(path: &Path, bytes: u64) {
+        let f = OpenOptions::new().write(true).open(path).unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - bytes).unwrap();
+    }
+
+    fn flip_byte(path: &Path, at: u64) {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        b[0] ^= 0x5a;
+        f.write_all_at(&b, at).unwrap();
+    }
+
+    fn assert_dump_clean(dir: &Path) {
+        let mut out = Vec::new();
+        let summary = dump_path(dir, &mut out).unwrap();
+        assert!(
+            summary.errors.is_empty(),
+            "{:?}\n{}",
+            summary.errors,
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    #[test]
+    fn recovery_truncates_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(1 << 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..10 {
+            produce(&mut log, 4, 100, i, 0);
+        }
+        drop(log); // a crash: no clean-shutdown marker
+        chop(&log_file(dir.path(), 0), 20);
+
+        let (log, logs) = capture_logs(|| PartitionLog::open(dir.path(), config.clone()).unwrap());
+        let mut log = log;
+        assert!(
+            logs.contains("WARN") && logs.contains("dropped") && logs.contains(".log"),
+            "{logs}"
+        );
+        assert_eq!(log.log_end_offset(), 36, "the torn 10th batch is gone");
+        let hs = headers_of(&log.read(35, 1 << 20).unwrap().bytes);
+        assert_eq!(hs.len(), 1);
+        assert_eq!(hs[0].base_offset, 32, "the last valid batch is kept");
+        let info = produce(&mut log, 4, 100, 99, 0);
+        assert_eq!(info.base_offset, 36, "appends continue at the new end");
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.log_end_offset(), 40);
+        assert_dump_clean(dir.path());
+    }
+
+    #[test]
+    fn recovery_drops_batch_with_bad_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(1 << 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        let batch_size = producer_batch(4, 100, 0).len() as u64;
+        for i in 0..10 {
+            produce(&mut log, 4, 100, i, 0);
+        }
+        drop(log);
+        // Damage a record byte inside batch 6 (offsets 24..28).
+        flip_byte(&log_file(dir.path(), 0), 6 * batch_size + 80);
+
+        let mut log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.log_end_offset(), 24);
+        assert_eq!(
+            std::fs::metadata(log_file(dir.path(), 0)).unwrap().len(),
+            6 * batch_size
+        );
+        assert_eq!(produce(&mut log, 1, 1, 1, 0).base_offset, 24);
+    }
+
+    #[test]
+    fn recovery_rebuilds_corrupt_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(4, 100, 0).len() as u64;
+        let config = small_config(batch_size * 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..50 {
+            produce(&mut log, 4, 100, i, 0);
+        }
+        assert_eq!(log.segment_base_offsets(), vec![0, 80, 160]);
+        log.close().unwrap();
+        // Garbage in a sealed segment's index and in the active one's.
+        std::fs::write(dir.path().join(file_name(0, INDEX_SUFFIX)), [0x13u8; 8 * 7]).unwrap();
+        std::fs::write(dir.path().join(file_name(160, INDEX_SUFFIX)), [0xffu8; 21]).unwrap();
+        // And a time index that goes backwards.
+        let mut bad_time = Vec::new();
+        for (ts, rel) in [(500i64, 10u32), (400, 20)] {
+            bad_time.extend_from_slice(&ts.to_be_bytes());
+            bad_time.extend_from_slice(&rel.to_be_bytes());
+        }
+        std::fs::write(dir.path().join(file_name(80, TIME_INDEX_SUFFIX)), bad_time).unwrap();
+
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.log_end_offset(), 200);
+        for offset in 0..200 {
+            let hs = headers_of(&log.read(offset, 1).unwrap().bytes);
+            assert_eq!(hs[0].base_offset, offset / 4 * 4);
+        }
+        // Batch i holds timestamps i..i+4, so 30 first appears as the last record of batch 27.
+        assert_eq!(log.offset_for_timestamp(30), Some((111, 30)));
+        assert!(!log.segment_base_offsets().is_empty());
+        log.close().unwrap();
+        assert_dump_clean(dir.path());
+    }
+
+    #[test]
+    fn torn_sealed_segment_is_truncated_and_later_segments_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(4, 100, 0).len() as u64;
+        let config = small_config(batch_size * 3);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..9 {
+            produce(&mut log, 4, 100, i, 0);
+        }
+        assert_eq!(log.segment_base_offsets(), vec![0, 12, 24]);
+        log.close().unwrap();
+        chop(&log_file(dir.path(), 0), 10);
+
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.segment_base_offsets(), vec![0, 12, 24]);
+        assert_eq!(log.log_end_offset(), 36);
+        // Offsets 8..12 were lost; a fetch there gets the next batch.
+        let hs = headers_of(&log.read(9, 1).unwrap().bytes);
+        assert_eq!(hs[0].base_offset, 12);
+    }
+
+    #[test]
+    fn stray_index_files_and_empty_segments_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(1 << 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        produce(&mut log, 4, 10, 1, 0);
+        log.close().unwrap();
+        std::fs::write(dir.path().join(file_name(500, INDEX_SUFFIX)), [0u8; 16]).unwrap();
+        std::fs::write(dir.path().join(file_name(4, LOG_SUFFIX)), []).unwrap();
+        std::fs::write(dir.path().join("leader-epoch-checkpoint.tmp"), "junk").unwrap();
+
+        let mut log = PartitionLog::open(dir.path(), config).unwrap();
+        assert!(!dir.path().join(file_name(500, INDEX_SUFFIX)).exists());
+        assert!(!dir.path().join(file_name(4, LOG_SUFFIX)).exists());
+        assert!(!dir.path().join("leader-epoch-checkpoint.tmp").exists());
+        assert_eq!(log.segment_base_offsets(), vec![0]);
+        assert_eq!(produce(&mut log, 1, 1, 1, 0).base_offset, 4);
+    }
+
+    #[test]
+    fn epoch_checkpoint_ahead_of_the_log_is_trimmed_and_corrupt_one_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        produce(&mut log, 5, 10, 1, 2);
+        drop(log);
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), "0\n2\n2 0\n9 1000\n").unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.latest_epoch(), Some(2));
+        drop(log);
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").unwrap();
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.latest_epoch(), Some(2));
+        assert_eq!(log.end_offset_for_epoch(2), (2, 5));
+        let text = std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        assert_eq!(text, "0\n1\n2 0\n");
+    }
+
+    #[test]
+    fn out_of_order_batch_is_treated_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(1 << 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..3 {
+            produce(&mut log, 4, 10, i, 0);
+        }
+        drop(log);
+        // Rewrite the third batch's base offset (outside the CRC) to go backwards.
+        let size = producer_batch(4, 10, 0).len() as u64;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(log_file(dir.path(), 0))
+            .unwrap();
+        f.write_all_at(&2i64.to_be_bytes(), 2 * size).unwrap();
+        let log = PartitionLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.log_end_offset(), 8);
+    }
 }

@@ -54,6 +54,9 @@ pub const SMALL_CHUNK: usize = 8 * 1024;
 /// Whole-batch scans (recovery, dump) read this much at a time.
 pub const LARGE_CHUNK: usize = 1024 * 1024;
 
+/// A whole batch found by a scan: its position, header and bytes.
+pub type WholeBatch<'a> = (u64, BatchHeader, &'a [u8]);
+
 /// A forward walk over the batches between two file positions.
 pub struct BatchScanner<'f> {
     file: &'f File,
@@ -87,8 +90,8 @@ impl<'f> BatchScanner<'f> {
     /// Makes sure `[pos, pos + need)` is buffered, reading from `pos` if it is not.
     /// The caller guarantees `pos + need <= end`.
     fn fill(&mut self, pos: u64, need: usize) -> io::Result<&[u8]> {
-        let buffered = pos >= self.buf_start
-            && pos + need as u64 <= self.buf_start + self.buf_len as u64;
+        let buffered =
+            pos >= self.buf_start && pos + need as u64 <= self.buf_start + self.buf_len as u64;
         if !buffered {
             let remaining = (self.end - pos) as usize;
             let want = need.max(self.chunk).min(remaining.max(need));
@@ -158,22 +161,17 @@ impl<'f> BatchScanner<'f> {
     }
 
     /// The next whole batch with its bytes; checks structure and CRC.
-    pub fn next_batch(&mut self) -> Result<Option<(u64, BatchHeader, &[u8])>, ScanError> {
+    pub fn next_batch(&mut self) -> Result<Option<WholeBatch<'_>>, ScanError> {
         self.next_whole_batch(true)
     }
 
     /// The next whole batch with its bytes, checking structure but not the CRC (the dump
     /// tool reports bad CRCs and carries on).
-    pub fn next_batch_unverified(
-        &mut self,
-    ) -> Result<Option<(u64, BatchHeader, &[u8])>, ScanError> {
+    pub fn next_batch_unverified(&mut self) -> Result<Option<WholeBatch<'_>>, ScanError> {
         self.next_whole_batch(false)
     }
 
-    fn next_whole_batch(
-        &mut self,
-        verify_crc: bool,
-    ) -> Result<Option<(u64, BatchHeader, &[u8])>, ScanError> {
+    fn next_whole_batch(&mut self, verify_crc: bool) -> Result<Option<WholeBatch<'_>>, ScanError> {
         let Some(header) = self.header_here()? else {
             return Ok(None);
         };
@@ -257,7 +255,7 @@ mod tests {
     fn torn_tail_and_bad_crc_are_told_apart() {
         let good = batch(0, 2, 50);
         let torn = batch(2, 2, 50);
-        let (f, len) = file_with(&[good.clone()], &torn[..30]);
+        let (f, len) = file_with(std::slice::from_ref(&good), &torn[..30]);
         let mut s = BatchScanner::new(f.as_file(), 0, len, LARGE_CHUNK);
         assert!(s.next_batch().unwrap().is_some());
         match s.next_batch() {

@@ -62,7 +62,10 @@ pub(crate) fn scan_error(path: &Path, e: ScanError) -> LogError {
         ScanError::Io(source) => LogError::io("read", path, source),
         ScanError::Invalid { position, why } => LogError::Corrupt {
             path: path.to_path_buf(),
-            detail: format!("the batch at byte {position} is unreadable: {}", why.reason()),
+            detail: format!(
+                "the batch at byte {position} is unreadable: {}",
+                why.reason()
+            ),
         },
     }
 }
@@ -268,11 +271,8 @@ impl Segment {
             if let Ok(pos) = u32::try_from(position) {
                 self.offset_index.append(header.last_offset(), pos);
             }
-            self.time_index.maybe_append(
-                self.max_timestamp,
-                self.offset_of_max_timestamp,
-                false,
-            );
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += header.total_size();
@@ -548,7 +548,11 @@ impl Segment {
             .map_or((-1, -1), |e| (e.timestamp, e.offset));
         let from = self
             .offset_index
-            .lookup(if max_off >= 0 { max_off } else { self.base_offset })
+            .lookup(if max_off >= 0 {
+                max_off
+            } else {
+                self.base_offset
+            })
             .map_or(0, |e| u64::from(e.position));
         let mut scanner = BatchScanner::new(&self.log, from, self.size, SMALL_CHUNK);
         while let Some((_, h)) = scanner
@@ -662,8 +666,14 @@ mod tests {
         assert!(!seg.time_index().is_empty());
         // Batch i has timestamps 1000+10i .. 1000+10i+4 at offsets 100+5i ..
         assert_eq!(seg.offset_for_timestamp(0, 0).unwrap(), Some((100, 1000)));
-        assert_eq!(seg.offset_for_timestamp(1203, 0).unwrap(), Some((203, 1203)));
-        assert_eq!(seg.offset_for_timestamp(1206, 0).unwrap(), Some((205, 1210)));
+        assert_eq!(
+            seg.offset_for_timestamp(1203, 0).unwrap(),
+            Some((203, 1203))
+        );
+        assert_eq!(
+            seg.offset_for_timestamp(1206, 0).unwrap(),
+            Some((205, 1210))
+        );
         assert_eq!(seg.offset_for_timestamp(1_000_000, 0).unwrap(), None);
         assert_eq!(seg.max_timestamp(), 1000 + 590 + 4);
         assert_eq!(

@@ -21,16 +21,25 @@ pub struct PartitionAssignment {
 #[serde(tag = "type")]
 pub enum MetadataCommand {
     /// Sets the cluster id once, when the metadata log is created.
-    InitCluster { cluster_id: String },
+    InitCluster {
+        cluster_id: String,
+    },
     /// A broker announces the address clients should use.
-    RegisterBroker { id: i32, host: String, port: u16 },
+    RegisterBroker {
+        id: i32,
+        host: String,
+        port: u16,
+    },
     CreateTopic {
         name: String,
         topic_id: Uuid,
         partitions: Vec<PartitionAssignment>,
         configs: BTreeMap<String, String>,
     },
-    DeleteTopic { name: String, topic_id: Uuid },
+    DeleteTopic {
+        name: String,
+        topic_id: Uuid,
+    },
     /// Appends partitions to a topic.
     CreatePartitions {
         name: String,

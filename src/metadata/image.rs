@@ -83,18 +83,26 @@ fn partition_of(a: &PartitionAssignment) -> PartitionImage {
 impl MetadataImage {
     /// The topic with this id, if any.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
-        self.topic_names_by_id.get(id).and_then(|n| self.topics.get(n))
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|n| self.topics.get(n))
     }
 
     /// Rebuilds derived indexes after deserializing a snapshot.
     pub fn reindex(&mut self) {
-        self.topic_names_by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
+        self.topic_names_by_id = self
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
     }
 
     /// Checks whether `command` would apply, without changing anything.
     pub fn check(&self, command: &MetadataCommand) -> Result<(), ApplyError> {
         match command {
-            MetadataCommand::InitCluster { .. } if !self.cluster_id.is_empty() => Err(ApplyError::ClusterIdSet),
+            MetadataCommand::InitCluster { .. } if !self.cluster_id.is_empty() => {
+                Err(ApplyError::ClusterIdSet)
+            }
             MetadataCommand::CreateTopic { name, topic_id, .. } => {
                 if self.topics.contains_key(name) {
                     Err(ApplyError::TopicExists(name.clone()))
@@ -108,16 +116,22 @@ impl MetadataImage {
                 Some(t) if t.id == *topic_id => Ok(()),
                 _ => Err(ApplyError::UnknownTopic(name.clone())),
             },
-            MetadataCommand::CreatePartitions { name, .. } | MetadataCommand::AlterTopicConfigs { name, .. } => {
-                self.topics.get(name).map(|_| ()).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))
-            }
+            MetadataCommand::CreatePartitions { name, .. }
+            | MetadataCommand::AlterTopicConfigs { name, .. } => self
+                .topics
+                .get(name)
+                .map(|_| ())
+                .ok_or_else(|| ApplyError::UnknownTopic(name.clone())),
             MetadataCommand::ChangeLeader {
                 name,
                 partition,
                 leader_epoch,
                 ..
             } => {
-                let topic = self.topics.get(name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
+                let topic = self
+                    .topics
+                    .get(name)
+                    .ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
                 let p = usize::try_from(*partition)
                     .ok()
                     .and_then(|i| topic.partitions.get(i))
@@ -172,7 +186,10 @@ impl MetadataImage {
                 self.topics.remove(name);
                 self.topic_names_by_id.remove(topic_id);
             }
-            MetadataCommand::CreatePartitions { name, new_partitions } => {
+            MetadataCommand::CreatePartitions {
+                name,
+                new_partitions,
+            } => {
                 if let Some(t) = self.topics.get_mut(name) {
                     t.partitions.extend(new_partitions.iter().map(partition_of));
                 }
@@ -232,7 +249,10 @@ mod tests {
         image.apply(&create("t", 3)).unwrap();
         let id = image.topics["t"].id;
         assert_eq!(image.topic_by_id(&id).unwrap().partitions.len(), 3);
-        assert_eq!(image.apply(&create("t", 1)), Err(ApplyError::TopicExists("t".into())));
+        assert_eq!(
+            image.apply(&create("t", 1)),
+            Err(ApplyError::TopicExists("t".into()))
+        );
         image
             .apply(&MetadataCommand::DeleteTopic {
                 name: "t".into(),
@@ -255,7 +275,10 @@ mod tests {
             leader_epoch: epoch,
         };
         image.apply(&change(2)).unwrap();
-        assert!(matches!(image.apply(&change(2)), Err(ApplyError::StaleEpoch { .. })));
+        assert!(matches!(
+            image.apply(&change(2)),
+            Err(ApplyError::StaleEpoch { .. })
+        ));
         assert_eq!(image.topics["t"].partitions[0].leader_epoch, 2);
     }
 }

@@ -96,11 +96,12 @@ impl MetadataStore {
         let snapshot_path = dir.join("image.json");
         let (mut image, applied) = match std::fs::read(&snapshot_path) {
             Ok(bytes) => {
-                let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt {
-                    path: snapshot_path.clone(),
-                    line: e.line(),
-                    message: e.to_string(),
-                })?;
+                let snap: Snapshot =
+                    serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt {
+                        path: snapshot_path.clone(),
+                        line: e.line(),
+                        message: e.to_string(),
+                    })?;
                 let mut image = snap.image;
                 image.reindex();
                 (image, snap.applied)
@@ -141,11 +142,13 @@ impl MetadataStore {
                 if record.index < next_index {
                     continue; // already in the snapshot
                 }
-                image.apply(&record.command).map_err(|e| MetadataError::Corrupt {
-                    path: log_path.clone(),
-                    line: line_no,
-                    message: format!("command does not apply: {e}"),
-                })?;
+                image
+                    .apply(&record.command)
+                    .map_err(|e| MetadataError::Corrupt {
+                        path: log_path.clone(),
+                        line: line_no,
+                        message: format!("command does not apply: {e}"),
+                    })?;
                 next_index = record.index + 1;
                 since_snapshot += 1;
             }
@@ -190,10 +193,12 @@ impl MetadataStore {
         let mut image = (*self.image()).clone();
         image.apply(&command)?;
         let index = writer.next_index;
-        let mut line = serde_json::to_vec(&LogRecord { index, command }).map_err(|e| MetadataError::Corrupt {
-            path: self.dir.clone(),
-            line: 0,
-            message: e.to_string(),
+        let mut line = serde_json::to_vec(&LogRecord { index, command }).map_err(|e| {
+            MetadataError::Corrupt {
+                path: self.dir.clone(),
+                line: 0,
+                message: e.to_string(),
+            }
         })?;
         line.push(b'\n');
         let log_path = self.dir.join("commands.log");

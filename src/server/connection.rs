@@ -21,7 +21,12 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::handlers;
 
-pub async fn serve(mut socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let max = broker.config.server.max_request_bytes;
     let mut input = BytesMut::with_capacity(64 * 1024);
     let mut output = BytesMut::with_capacity(64 * 1024);
@@ -51,13 +56,22 @@ pub async fn serve(mut socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>,
                     );
                     let response = handlers::dispatch(&broker, *request).instrument(span).await;
                     if let Some(response) = response {
-                        if let Err(e) = codec::encode_response(&mut output, correlation_id, key, version, &response) {
+                        if let Err(e) = codec::encode_response(
+                            &mut output,
+                            correlation_id,
+                            key,
+                            version,
+                            &response,
+                        ) {
                             tracing::error!(%peer, error = %e, "closing connection");
                             return;
                         }
                     }
                 }
-                Ok(Decoded::ApiVersionsFallback { correlation_id, version }) => {
+                Ok(Decoded::ApiVersionsFallback {
+                    correlation_id,
+                    version,
+                }) => {
                     tracing::debug!(%peer, version, "ApiVersions at an unknown version: answering v0");
                     if let Err(e) = codec::api_versions_fallback(&mut output, correlation_id) {
                         tracing::error!(%peer, error = %e, "closing connection");

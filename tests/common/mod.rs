@@ -97,7 +97,8 @@ impl Client {
             .with_client_id(Some(StrBytes::from_static_str("it")))
             .encode(&mut out, key.request_header_version(version))
             .unwrap();
-        body.encode(&mut out, version).unwrap();
+        body.encode(&mut out, version)
+            .unwrap_or_else(|e| panic!("cannot encode {:?} v{version}: {e}", key));
         let size = (out.len() - 4) as i32;
         out[0..4].copy_from_slice(&size.to_be_bytes());
         (correlation_id, out.freeze())
@@ -122,7 +123,11 @@ impl Client {
         let (cid, frame) = self.frame(body, version);
         self.send_raw(&frame).await;
         let key = ApiKey::try_from(R::KEY).unwrap();
-        let hv = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
+        let hv = if key == ApiKey::ApiVersions {
+            0
+        } else {
+            key.response_header_version(version)
+        };
         let (got, mut body) = self.read_frame(hv).await.expect("a response");
         assert_eq!(got, cid, "responses come in request order");
         R::Response::decode(&mut body, version).unwrap()
@@ -172,6 +177,9 @@ pub fn batch(records: &[Record], compression: Compression) -> Bytes {
     let mut records = records.to_vec();
     for (i, r) in records.iter_mut().enumerate() {
         r.offset = i as i64;
+        // kafka-protocol starts a new batch when offset - sequence changes; keep it
+        // constant so the records form one batch whose base sequence is -1 (no producer id).
+        r.sequence = i as i32 - 1;
     }
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
@@ -196,7 +204,11 @@ pub fn decode_records(bytes: &Bytes) -> Vec<Record> {
     out
 }
 
-pub async fn create_topic(client: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
+pub async fn create_topic(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+) -> CreateTopicsResponse {
     let req = CreateTopicsRequest::default()
         .with_topics(vec![create_topics_request::CreatableTopic::default()
             .with_name(tn(name))
@@ -206,7 +218,13 @@ pub async fn create_topic(client: &mut Client, name: &str, partitions: i32) -> C
     client.call(&req, 7).await
 }
 
-pub async fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceResponse {
+pub async fn produce(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> ProduceResponse {
     let req = produce_request(topic, partition, records, acks);
     client.call(&req, 9).await
 }
@@ -217,12 +235,20 @@ pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -
         .with_timeout_ms(5000)
         .with_topic_data(vec![produce_request::TopicProduceData::default()
             .with_name(tn(topic))
-            .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            ])])
 }
 
-pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
@@ -238,7 +264,14 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32,
                 .with_partition_max_bytes(1024 * 1024)])])
 }
 
-pub async fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64) -> fetch_response::PartitionData {
-    let resp = client.call(&fetch_request(topic, partition, offset, 0, 0), 12).await;
+pub async fn fetch(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> fetch_response::PartitionData {
+    let resp = client
+        .call(&fetch_request(topic, partition, offset, 0, 0), 12)
+        .await;
     resp.responses[0].partitions[0].clone()
 }
