@@ -371,30 +371,31 @@ impl Config {
             64,
             i32::MAX as i64,
         )? as i32;
-        let flush =
-            match raw.flush.policy.as_str() {
-                "never" => FlushPolicy::Never,
-                "always" => FlushPolicy::Always,
-                "messages" => FlushPolicy::EveryMessages(c.range(
-                    "flush.messages",
-                    raw.flush.messages,
-                    1,
-                    i64::MAX,
-                )? as u64),
-                "interval" => {
-                    let every = c.duration("flush.interval", &raw.flush.interval)?;
-                    if every.is_zero() {
-                        return Err(c.err("flush.interval", "must be above zero"));
-                    }
-                    FlushPolicy::Interval(every)
+        let flush = match raw.flush.policy.as_str() {
+            "never" => FlushPolicy::Never,
+            "always" => FlushPolicy::Always,
+            "messages" => FlushPolicy::EveryMessages(c.range(
+                "flush.messages",
+                raw.flush.messages,
+                1,
+                i64::MAX,
+            )? as u64),
+            "interval" => {
+                let every = c.duration("flush.interval", &raw.flush.interval)?;
+                if every.is_zero() {
+                    return Err(c.err("flush.interval", "must be above zero"));
                 }
-                other => return Err(c.err(
+                FlushPolicy::Interval(every)
+            }
+            other => {
+                return Err(c.err(
                     "flush.policy",
                     format!(
                         "{other:?} is not one of \"never\", \"messages\", \"interval\", \"always\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let port = c.range("server.port", raw.server.port.0, 1, 65535)? as u16;
         if raw.server.host.trim().is_empty() {
             return Err(c.err("server.host", "must not be empty"));

@@ -490,3 +490,110 @@ async fn topic_admin_create_describe_alter_grow_delete() {
     assert_eq!(fetch(&mut c, "adm", 0, 0).await.high_watermark, 0);
     b.stop().await;
 }
+
+async fn create_with_configs(c: &mut Client, name: &str, configs: &[(&str, &str)]) -> i16 {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    c.call(&req, 7).await.topics[0].error_code
+}
+
+#[tokio::test]
+async fn log_append_time_topics_stamp_batches_with_broker_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(dir.path()).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_with_configs(
+            &mut c,
+            "lat",
+            &[("message.timestamp.type", "LogAppendTime")]
+        )
+        .await,
+        0
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let resp = produce(
+        &mut c,
+        "lat",
+        0,
+        batch(&[record("k", "v", 42)], Compression::Gzip),
+        1,
+    )
+    .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0);
+    assert!(
+        p.log_append_time_ms >= before,
+        "the broker's time is returned"
+    );
+    let raw = fetch(&mut c, "lat", 0, 0).await.records.unwrap();
+    // The decoder checks the CRC, so the recomputed CRC is right.
+    let recs = decode_records(&raw);
+    assert_eq!(
+        recs[0].timestamp_type,
+        kafka_protocol::records::TimestampType::LogAppend
+    );
+    // Clients take a LogAppendTime batch's maxTimestamp (bytes 35..43) as every record's time.
+    let max_timestamp = i64::from_be_bytes(raw[35..43].try_into().unwrap());
+    assert_eq!(max_timestamp, p.log_append_time_ms);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_segments_and_moves_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(dir.path()).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_with_configs(
+            &mut c,
+            "ret",
+            &[("segment.bytes", "1024"), ("retention.ms", "1000")]
+        )
+        .await,
+        0
+    );
+    for i in 0..20 {
+        // Timestamps far in the past: every closed segment is expired.
+        let r = produce(
+            &mut c,
+            "ret",
+            0,
+            batch(
+                &[record(&format!("k{i}"), &"x".repeat(300), 1_000)],
+                Compression::None,
+            ),
+            1,
+        )
+        .await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let deleted = b.broker.apply_retention();
+    assert!(deleted > 0, "expired segments deleted");
+    let d = fetch(&mut c, "ret", 0, 20).await;
+    assert!(
+        d.log_start_offset > 0,
+        "log start moved: {}",
+        d.log_start_offset
+    );
+    let d = fetch(&mut c, "ret", 0, 0).await;
+    assert_eq!(d.error_code, ResponseError::OffsetOutOfRange.code());
+    b.stop().await;
+}

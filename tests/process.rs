@@ -11,7 +11,11 @@ use kafka_protocol::records::Compression;
 const BIN: &str = env!("CARGO_BIN_EXE_broker");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
@@ -34,7 +38,10 @@ fn bad_configs_name_the_file_and_field_and_touch_nothing() {
     for (body, field) in cases {
         let full = body.replacen('{', &format!(r#"{{"data_dir": "{}", "#, data.display()), 1);
         let path = write_config(dir.path(), &full);
-        let out = Command::new(BIN).arg(format!("-config={}", path.display())).output().unwrap();
+        let out = Command::new(BIN)
+            .arg(format!("-config={}", path.display()))
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{body} must be refused");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr.lines().next().unwrap_or_default();
@@ -93,7 +100,14 @@ async fn kill_dash_nine_loses_no_acknowledged_record_and_sigterm_exits_cleanly()
     let mut c = connect(port).await;
     create_topic(&mut c, "durable", 1).await;
     for i in 0..100 {
-        let r = produce(&mut c, "durable", 0, batch(&[record(&format!("k{i}"), "v", i)], Compression::Lz4), -1).await;
+        let r = produce(
+            &mut c,
+            "durable",
+            0,
+            batch(&[record(&format!("k{i}"), "v", i)], Compression::Lz4),
+            -1,
+        )
+        .await;
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     }
     // kill -9: no chance to flush anything.
@@ -121,7 +135,10 @@ async fn kill_dash_nine_loses_no_acknowledged_record_and_sigterm_exits_cleanly()
     let status = broker.0.wait().unwrap();
     assert!(status.success(), "clean shutdown on SIGTERM: {status:?}");
     let log = std::fs::read_to_string(dir.path().join("logs/broker.log")).unwrap();
-    assert!(log.contains("broker stopped"), "logs flushed to server.log_file");
+    assert!(
+        log.contains("broker stopped"),
+        "logs flushed to server.log_file"
+    );
     drop(broker);
 
     // dump-log validates what is on disk.
@@ -130,6 +147,10 @@ async fn kill_dash_nine_loses_no_acknowledged_record_and_sigterm_exits_cleanly()
         .arg(dir.path().join("data/durable-0"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.stdout.is_empty());
 }

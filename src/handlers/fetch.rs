@@ -79,12 +79,17 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                 .with_last_stable_offset(end)
                 .with_log_start_offset(log.log_start_offset());
             // Kafka sends at least one whole batch only for the first partition with data.
-            let result = if limit == 0 && pass.bytes > 0 {
-                Ok(Bytes::new())
+            // The read is planned under the log lock and done without it.
+            let plan = if limit == 0 && pass.bytes > 0 {
+                None
             } else {
-                log.read(p.fetch_offset, limit.max(1)).map(|r| r.bytes)
+                Some(log.plan_read(p.fetch_offset, limit.max(1)))
             };
             drop(log);
+            let result = match plan {
+                None => Ok(Bytes::new()),
+                Some(plan) => plan.and_then(|plan| plan.execute()).map(|r| r.bytes),
+            };
             match result {
                 Ok(bytes) => {
                     budget = budget.saturating_sub(bytes.len());

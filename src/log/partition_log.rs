@@ -168,6 +168,10 @@ impl PartitionLog {
         config.validate()?;
         fs::create_dir_all(dir).map_err(|e| LogError::io("create directory", dir, e))?;
         let clean = checkpoint::remove_optional(dir, CLEAN_SHUTDOWN_FILE)?;
+        if clean {
+            // The marker must not come back after a power loss during this run.
+            checkpoint::sync_dir(dir)?;
+        }
         let recovered = recovery::load_segments(dir, &config, clean)?;
         let stored_lso = read_log_start_offset(dir)?;
 
@@ -554,7 +558,7 @@ impl PartitionLog {
             .map_or(i64::MIN, |(base, _)| *base);
         for seg in self.segments.range(start..).map(|(_, s)| s) {
             if let Some((pos, h)) = seg.find_batch(fetch_offset)? {
-                let available = seg.size() - pos;
+                let available = seg.size().saturating_sub(pos);
                 let wanted = (max_bytes as u64).min(available);
                 let len = wanted.max(h.total_size() as u64) as usize;
                 return Ok(ReadPlan {
@@ -1309,6 +1313,36 @@ mod tests {
         let mut out = Vec::new();
         let summary = crate::log::dump_path(dir.path(), &mut out).unwrap();
         assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    }
+
+    #[test]
+    fn a_full_index_rolls_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            index_interval_bytes: 0,
+            index_max_bytes: 48, // 6 offset entries, 4 time entries (one kept for the roll)
+            ..small_config(1 << 20)
+        };
+        let mut log = open(dir.path(), config.clone());
+        for i in 0..20 {
+            produce(&mut log, 1, 10, i * 10, 0);
+        }
+        assert!(
+            log.segment_base_offsets().len() > 3,
+            "{:?}",
+            log.segment_base_offsets()
+        );
+        for offset in 0..20 {
+            let hs = headers_of(&log.read(offset, 1).unwrap().bytes);
+            assert_eq!(hs[0].base_offset, offset);
+        }
+        assert_eq!(log.offset_for_timestamp(95), Some((10, 100)));
+        log.close().unwrap();
+        let mut out = Vec::new();
+        let summary = crate::log::dump_path(dir.path(), &mut out).unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        let log = open(dir.path(), config);
+        assert_eq!(log.log_end_offset(), 20);
     }
 
     #[test]

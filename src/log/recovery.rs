@@ -215,11 +215,11 @@ fn recover_segment(
 ) -> Result<u64, LogError> {
     if mode == Mode::Trusted {
         match check_offset_index(seg) {
-            Ok(()) => match validate_tail(seg, epoch_starts)? {
-                Some(truncated) => return Ok(truncated),
-                None => tracing::warn!(
-                    file = %seg.time_index().path().display(),
-                    "rebuilding the indexes of {} because its time index is inconsistent",
+            Ok(()) => match validate_tail(seg, config, epoch_starts)? {
+                Ok(truncated) => return Ok(truncated),
+                Err(reason) => tracing::warn!(
+                    file = %seg.log_path().display(),
+                    "rebuilding the indexes of {}: {reason}",
                     seg.log_path().display()
                 ),
             },
@@ -259,16 +259,21 @@ fn check_offset_index(seg: &Segment) -> Result<(), String> {
     }
 }
 
-/// Validates the batches after the last index entry, truncating at the first bad one.
-/// Returns `None` when the time index does not fit the log (the caller rebuilds).
+/// Validates the batches after the last index entry, truncating at the first bad one, and
+/// returns the bytes dropped. `Ok(Err(reason))` means the indexes do not fit the log and
+/// must be rebuilt: the time index is malformed or missing, or the offset index stops short
+/// (more than `index_interval_bytes` of batches follow its last entry, which the indexing
+/// rule never leaves, so entries were lost, e.g. a deleted `.index`).
 fn validate_tail(
     seg: &mut Segment,
+    config: &LogConfig,
     epoch_starts: &mut Vec<(i32, i64)>,
-) -> Result<Option<u64>, LogError> {
+) -> Result<Result<u64, String>, LogError> {
     let start = seg
         .offset_index()
         .last_entry()
         .map_or(0, |e| u64::from(e.position));
+    let mut last_batch_pos = start;
     let (cut, prev_next) = scan_valid(
         seg.file(),
         seg.log_path(),
@@ -276,11 +281,20 @@ fn validate_tail(
         start,
         seg.size(),
         epoch_starts,
-        |_, _| {},
+        |pos, _| last_batch_pos = pos,
     )?;
+    if last_batch_pos - start > config.index_interval_bytes as u64 {
+        return Ok(Err(format!(
+            "its offset index stops at byte {start} but batches continue to byte {}",
+            seg.size()
+        )));
+    }
+    if seg.time_index().is_empty() && !seg.offset_index().is_empty() {
+        return Ok(Err("its time index is empty".to_string()));
+    }
     let tail_next = prev_next.unwrap_or(seg.base_offset());
-    if seg.time_index().sanity_check(tail_next).is_err() {
-        return Ok(None);
+    if let Err(reason) = seg.time_index().sanity_check(tail_next) {
+        return Ok(Err(format!("its time index is unusable: {reason}")));
     }
     let truncated = match cut {
         Some((position, why)) => truncate_tail(seg, position, &why)?,
@@ -289,7 +303,7 @@ fn validate_tail(
             0
         }
     };
-    Ok(Some(truncated))
+    Ok(Ok(truncated))
 }
 
 /// Rebuilds both indexes and the state of `seg` from a full scan, truncating at the first
@@ -510,6 +524,29 @@ mod tests {
         assert!(!log.segment_base_offsets().is_empty());
         log.close().unwrap();
         assert_dump_clean(dir.path());
+    }
+
+    #[test]
+    fn recovery_rebuilds_missing_index_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(4, 100, 0).len() as u64;
+        let config = small_config(batch_size * 20);
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..50 {
+            produce(&mut log, 4, 100, i, 0);
+        }
+        log.close().unwrap();
+        std::fs::remove_file(dir.path().join(file_name(0, INDEX_SUFFIX))).unwrap();
+        std::fs::remove_file(dir.path().join(file_name(80, TIME_INDEX_SUFFIX))).unwrap();
+        let (log, logs) = capture_logs(|| PartitionLog::open(dir.path(), config).unwrap());
+        assert!(logs.contains("rebuilding the indexes"), "{logs}");
+        assert_eq!(log.log_end_offset(), 200);
+        // Batch i holds timestamps i..i+4: 45 first appears as the last record of batch 42.
+        assert_eq!(log.offset_for_timestamp(45), Some((171, 45)));
+        log.close().unwrap();
+        assert_dump_clean(dir.path());
+        let idx = std::fs::metadata(dir.path().join(file_name(0, INDEX_SUFFIX))).unwrap();
+        assert!(idx.len() > 0, "the offset index was rebuilt");
     }
 
     #[test]

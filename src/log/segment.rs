@@ -566,7 +566,7 @@ impl Segment {
         }
         self.max_timestamp = max_ts;
         self.offset_of_max_timestamp = max_off;
-        self.bytes_since_last_index_entry = (self.size - last_entry_pos) as usize;
+        self.bytes_since_last_index_entry = self.size.saturating_sub(last_entry_pos) as usize;
         Ok(())
     }
 
