@@ -123,7 +123,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         });
         broker::server::run(listener, broker.clone(), rx).await;
         let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.flush_all())
+        tokio::task::spawn_blocking(move || b.close_all())
             .await
             .ok();
         tracing::info!("broker stopped");

@@ -159,11 +159,13 @@ impl Broker {
         }
     }
 
-    /// Flushes every partition (clean shutdown).
-    pub fn flush_all(&self) {
+    /// Clean shutdown: flushes and closes every partition log, leaving the clean-shutdown
+    /// marker so the next start only checks the tail of the last segment. Later writes to a
+    /// closed log are refused.
+    pub fn close_all(&self) {
         for p in self.partitions.all() {
-            if let Err(e) = p.log().flush() {
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
+            if let Err(e) = p.log().shutdown() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing the log failed");
             }
         }
     }

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -17,6 +16,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::str_bytes;
 use crate::broker::{now_ms, Broker};
 use crate::log::batch::validate_producer_batches;
+
+/// The zstd codec id in a batch's attributes.
+const ZSTD: u8 = 4;
 use crate::topic_config::TopicSettings;
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -97,6 +99,15 @@ pub async fn handle(
                     continue;
                 }
             };
+            if version < 7 && headers.iter().any(|h| h.compression() == ZSTD) {
+                // Kafka: zstd needs Produce v7+ (KIP-110).
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::UnsupportedCompressionType.code(),
+                    Some("zstd compression needs Produce v7 or later".into()),
+                ));
+                continue;
+            }
             if headers.iter().any(|h| h.is_transactional()) {
                 partitions.push(partition_error(
                     index,
@@ -105,12 +116,12 @@ pub async fn handle(
                 ));
                 continue;
             }
-            // The batch header is patched in place (offsets, epoch), so it needs its own bytes.
-            let mut owned = BytesMut::from(&records[..]);
+            // Record bytes go from the request buffer to the segment file: the log patches
+            // copies of the batch headers and writes both with one vectored write.
             let appended =
                 partition
                     .log()
-                    .append(&mut owned, &headers, p_image.leader_epoch, now_ms());
+                    .append(&records, &headers, p_image.leader_epoch, now_ms());
             match appended {
                 Ok(info) => {
                     partition.notify_appended();

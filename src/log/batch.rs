@@ -525,20 +525,41 @@ pub fn assign_offsets(
     if batch.len() < HEADER_SIZE {
         return;
     }
-    batch[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4]
+    let (header, body) = batch.split_at_mut(HEADER_SIZE);
+    assign_offsets_split(header, body, base_offset, leader_epoch, log_append_time);
+}
+
+/// [`assign_offsets`] for a batch whose 61-byte header was copied out of a shared buffer:
+/// only `header` is written; `body` (the records after the header) is read for the CRC
+/// when LogAppendTime changes the header. This keeps record bytes where the producer's
+/// request put them, so the append writes them without copying.
+pub fn assign_offsets_split(
+    header: &mut [u8],
+    body: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) {
+    if header.len() < HEADER_SIZE {
+        return;
+    }
+    header[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    header[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4]
         .copy_from_slice(&leader_epoch.to_be_bytes());
     if let Some(now) = log_append_time {
-        let attributes = be_i16(batch, ATTRIBUTES_OFFSET);
-        let max_timestamp = be_i64(batch, MAX_TIMESTAMP_OFFSET);
+        let attributes = be_i16(header, ATTRIBUTES_OFFSET);
+        let max_timestamp = be_i64(header, MAX_TIMESTAMP_OFFSET);
         if attributes & ATTR_TIMESTAMP_TYPE != 0 && max_timestamp == now {
             return;
         }
         let attributes = attributes | ATTR_TIMESTAMP_TYPE;
-        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        header[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        header[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&header[ATTRIBUTES_OFFSET..HEADER_SIZE]),
+            body,
+        );
+        header[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 }
 
@@ -553,6 +574,21 @@ mod tests {
             b.push(1_000 + i as i64, Some(b"key"), Some(&[7u8; 20]), &[]);
         }
         b.build()
+    }
+
+    #[test]
+    fn split_assignment_matches_in_place_assignment() {
+        for lat in [None, Some(1_234_567i64)] {
+            let mut whole = batch(5);
+            let original = whole.clone();
+            assign_offsets(&mut whole, 42, 3, lat);
+            let mut header = [0u8; HEADER_SIZE];
+            header.copy_from_slice(&original[..HEADER_SIZE]);
+            assign_offsets_split(&mut header, &original[HEADER_SIZE..], 42, 3, lat);
+            assert_eq!(&header[..], &whole[..HEADER_SIZE]);
+            assert_eq!(&original[HEADER_SIZE..], &whole[HEADER_SIZE..]);
+            assert!(crc_matches(&whole, &parse_header(&whole).unwrap()));
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ use super::batch::BatchError;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Kafka error code KAFKA_STORAGE_ERROR.
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// Kafka error code NOT_LEADER_OR_FOLLOWER.
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// Kafka error code FENCED_LEADER_EPOCH.
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 /// Kafka error code UNKNOWN_SERVER_ERROR.
@@ -109,6 +111,17 @@ pub enum LogError {
         dir: PathBuf,
     },
 
+    /// The log was shut down (see `PartitionLog::shutdown`) and takes no more writes.
+    #[error(
+        "the log in {} was closed because the broker is shutting down; retry against the \
+         partition's new leader",
+        dir.display()
+    )]
+    Closed {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
     /// A file that the broker cannot repair by itself is malformed.
     #[error("{} is corrupt: {detail}; move the file away and restart the broker to rebuild it", path.display())]
     Corrupt {
@@ -145,6 +158,7 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             LogError::InvalidBatch(e) => e.kafka_error_code(),
             LogError::StaleLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
+            LogError::Closed { .. } => NOT_LEADER_OR_FOLLOWER,
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Corrupt { .. } => {
                 KAFKA_STORAGE_ERROR
             }

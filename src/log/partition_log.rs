@@ -158,6 +158,7 @@ pub struct PartitionLog {
     last_flush_ms: Option<i64>,
     dir_dirty: bool,
     offline: bool,
+    closed: bool,
 }
 
 impl PartitionLog {
@@ -185,6 +186,7 @@ impl PartitionLog {
             last_flush_ms: None,
             dir_dirty: false,
             offline: false,
+            closed: false,
             config,
         };
         if log.segments.is_empty() {
@@ -275,6 +277,11 @@ impl PartitionLog {
     }
 
     fn check_online(&self) -> Result<(), LogError> {
+        if self.closed {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
         if self.offline {
             return Err(LogError::Offline {
                 dir: self.dir.clone(),
@@ -359,7 +366,7 @@ impl PartitionLog {
     /// `batch::validate_producer_batches`, which returned `headers`).
     ///
     /// Assigns offsets consecutively from the log end offset and writes `leader_epoch` into
-    /// each batch, in place in `records`; with LogAppendTime configured, stamps `now_ms` and
+    /// each batch, in copies of their headers (`records` is not changed); with LogAppendTime configured, stamps `now_ms` and
     /// recomputes the CRC. Records a newer `leader_epoch` in the epoch history first. Rolls
     /// the active segment when the payload would push it past `segment_bytes`, when the last
     /// offset would not fit the 4-byte relative offset, or when an index is full. Then writes
@@ -368,7 +375,7 @@ impl PartitionLog {
     /// records are unflushed).
     pub fn append(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         headers: &[BatchHeader],
         leader_epoch: i32,
         now_ms: i64,
@@ -403,38 +410,45 @@ impl PartitionLog {
             .config
             .message_timestamp_type_log_append
             .then_some(now_ms);
-        let mut single = [headers[0]];
-        let mut many = Vec::new();
-        let assigned: &mut [BatchHeader] = if headers.len() == 1 {
-            &mut single
-        } else {
-            many.extend_from_slice(headers);
-            &mut many
-        };
+        // Only each batch's 61-byte header is copied and patched; the record bytes are
+        // written from the caller's buffer by one vectored write.
+        let mut assigned: Vec<BatchHeader> = headers.to_vec();
+        let mut patched: Vec<[u8; batch::HEADER_SIZE]> = Vec::with_capacity(headers.len());
         let (mut at, mut next) = (0usize, base);
         for h in assigned.iter_mut() {
             let size = h.total_size();
-            let bytes = &mut records[at..at + size];
-            batch::assign_offsets(bytes, next, leader_epoch, log_append_time);
+            let mut header = [0u8; batch::HEADER_SIZE];
+            header.copy_from_slice(&records[at..at + batch::HEADER_SIZE]);
+            let body = &records[at + batch::HEADER_SIZE..at + size];
+            batch::assign_offsets_split(&mut header, body, next, leader_epoch, log_append_time);
             h.base_offset = next;
             h.partition_leader_epoch = leader_epoch;
             if let Some(now) = log_append_time {
                 h.attributes |= ATTR_TIMESTAMP_TYPE;
                 h.max_timestamp = now;
                 h.crc = u32::from_be_bytes([
-                    bytes[CRC_OFFSET],
-                    bytes[CRC_OFFSET + 1],
-                    bytes[CRC_OFFSET + 2],
-                    bytes[CRC_OFFSET + 3],
+                    header[CRC_OFFSET],
+                    header[CRC_OFFSET + 1],
+                    header[CRC_OFFSET + 2],
+                    header[CRC_OFFSET + 3],
                 ]);
             }
+            patched.push(header);
             next += h.offset_count();
+            at += size;
+        }
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(headers.len() * 2);
+        let mut at = 0usize;
+        for (h, header) in assigned.iter().zip(patched.iter()) {
+            let size = h.total_size();
+            pieces.push(header);
+            pieces.push(&records[at + batch::HEADER_SIZE..at + size]);
             at += size;
         }
 
         let r = self
             .active_mut()
-            .and_then(|seg| seg.append_batches(records, assigned));
+            .and_then(|seg| seg.append_pieces(&pieces, &assigned));
         self.guard(r)?;
         self.log_end_offset = next;
         self.unflushed_messages += count as u64;
@@ -889,11 +903,24 @@ impl PartitionLog {
     /// the next open only checks the last segment's tail. An offline log is closed without
     /// the marker (the next open recovers it fully) and reports why.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.shutdown()
+    }
+
+    /// [`close`](Self::close) for a log that lives behind a lock: does the same, then refuses
+    /// every later write with [`LogError::Closed`] (reads keep working). Calling it twice is
+    /// harmless.
+    pub fn shutdown(&mut self) -> Result<(), LogError> {
+        if self.closed {
+            return Ok(());
+        }
         self.check_online()?;
         let r = self.active_mut().and_then(Segment::seal);
         self.guard(r)?;
         self.flush()?;
-        checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, b"")
+        let r = checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, b"");
+        self.guard(r)?;
+        self.closed = true;
+        Ok(())
     }
 }
 
@@ -936,11 +963,13 @@ mod tests {
         for i in 0..3 {
             let mut bytes = producer_batch(4, 100, 1_000 + i);
             let headers = validate_producer_batches(&bytes, 1 << 20).unwrap();
-            let info = log.append(&mut bytes, &headers, 7, 5_000).unwrap();
+            let info = log.append(&bytes, &headers, 7, 5_000).unwrap();
             assert_eq!(info.base_offset, i * 4);
             assert_eq!(info.last_offset, i * 4 + 3);
             assert_eq!(info.log_append_time, -1);
             assert_eq!(info.log_start_offset, 0);
+            // The caller's buffer is untouched; the log stores it with offsets assigned.
+            batch::assign_offsets(&mut bytes, i * 4, 7, None);
             sent.extend_from_slice(&bytes);
         }
         assert_eq!(log.log_end_offset(), 12);
@@ -1076,9 +1105,9 @@ mod tests {
         for ts in [150, 900, 200] {
             b.push(ts, None, Some(b"v"), &[]);
         }
-        let mut bytes = b.build();
+        let bytes = b.build();
         let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
-        log.append(&mut bytes, &hs, 0, 0).unwrap();
+        log.append(&bytes, &hs, 0, 0).unwrap();
         produce(&mut log, 3, 10, 300, 0);
         assert_eq!(log.max_timestamp_offset(), Some((4, 900)));
         assert_eq!(log.offset_for_timestamp(160), Some((4, 900)));
@@ -1092,9 +1121,9 @@ mod tests {
             ..LogConfig::default()
         };
         let mut log = open(dir.path(), config);
-        let mut bytes = producer_batch(3, 10, 5);
+        let bytes = producer_batch(3, 10, 5);
         let headers = validate_producer_batches(&bytes, 1 << 20).unwrap();
-        let info = log.append(&mut bytes, &headers, 0, 777_000).unwrap();
+        let info = log.append(&bytes, &headers, 0, 777_000).unwrap();
         assert_eq!(info.log_append_time, 777_000);
         let hs = headers_of(&log.read(0, 1 << 20).unwrap().bytes);
         assert!(hs[0].timestamp_type_is_log_append());
@@ -1209,13 +1238,11 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(3), (3, 15));
         assert_eq!(log.end_offset_for_epoch(4), (-1, -1));
         assert_eq!(log.epoch_for_offset(12), Some(3));
-        let e = log
-            .append(&mut producer_batch(1, 1, 1), &[], 2, 0)
-            .unwrap_err();
+        let e = log.append(&producer_batch(1, 1, 1), &[], 2, 0).unwrap_err();
         assert!(matches!(e, LogError::InvalidAppend { .. }));
-        let mut bytes = producer_batch(1, 1, 1);
+        let bytes = producer_batch(1, 1, 1);
         let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
-        let e = log.append(&mut bytes, &hs, 2, 0).unwrap_err();
+        let e = log.append(&bytes, &hs, 2, 0).unwrap_err();
         assert!(matches!(e, LogError::StaleLeaderEpoch { .. }), "{e}");
         assert_eq!(e.kafka_error_code(), 74);
         drop(log);
@@ -1346,17 +1373,35 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_behind_a_lock_refuses_later_writes_but_serves_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        produce(&mut log, 3, 10, 1, 0);
+        log.shutdown().unwrap();
+        log.shutdown().unwrap();
+        let bytes = producer_batch(1, 1, 1);
+        let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        let e = log.append(&bytes, &hs, 0, 0).unwrap_err();
+        assert!(matches!(e, LogError::Closed { .. }));
+        assert_eq!(e.kafka_error_code(), 6);
+        assert_eq!(headers_of(&log.read(0, 100).unwrap().bytes).len(), 1);
+        drop(log);
+        assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        assert_eq!(open(dir.path(), LogConfig::default()).log_end_offset(), 3);
+    }
+
+    #[test]
     fn append_refuses_headers_that_do_not_match_the_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), LogConfig::default());
-        let mut a = producer_batch(2, 10, 0);
+        let a = producer_batch(2, 10, 0);
         let hs = validate_producer_batches(&a, 1 << 20).unwrap();
-        let mut b = producer_batch(3, 30, 0);
+        let b = producer_batch(3, 30, 0);
         assert!(matches!(
-            log.append(&mut b, &hs, 0, 0),
+            log.append(&b, &hs, 0, 0),
             Err(LogError::InvalidAppend { .. })
         ));
-        assert!(log.append(&mut a, &hs, -1, 0).is_err());
+        assert!(log.append(&a, &hs, -1, 0).is_err());
         assert_eq!(log.log_end_offset(), 0);
     }
 

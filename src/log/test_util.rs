@@ -42,10 +42,10 @@ pub fn produce(
     ts: i64,
     epoch: i32,
 ) -> AppendInfo {
-    let mut bytes = producer_batch(n, value_len, ts);
+    let bytes = producer_batch(n, value_len, ts);
     let headers = validate_producer_batches(&bytes, log.config().max_message_bytes)
         .expect("test batch validates");
-    log.append(&mut bytes, &headers, epoch, ts)
+    log.append(&bytes, &headers, epoch, ts)
         .expect("append succeeds")
 }
 

@@ -61,7 +61,7 @@ impl TestBroker {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        self.broker.flush_all();
+        self.broker.close_all();
     }
 
     pub async fn client(&self) -> Client {
