@@ -48,8 +48,19 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub max_message_bytes: i32,
     pub flush: FlushPolicy,
+    pub groups: GroupConfig,
     pub server: ServerConfig,
     pub cluster: ClusterConfig,
+}
+
+/// Consumer group coordination (Kafka's `offsets.topic.num.partitions`,
+/// `group.initial.rebalance.delay.ms`, `group.min/max.session.timeout.ms`).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub offsets_topic_partitions: i32,
+    pub initial_rebalance_delay: Duration,
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +135,10 @@ struct RawConfig {
     auto_create_topics: bool,
     max_message_bytes: i64,
     flush: RawFlush,
+    offsets_topic_partitions: i64,
+    group_initial_rebalance_delay: String,
+    group_min_session_timeout: String,
+    group_max_session_timeout: String,
     server: RawServer,
     cluster: RawCluster,
 }
@@ -141,6 +156,10 @@ impl Default for RawConfig {
             auto_create_topics: true,
             max_message_bytes: 1_048_588,
             flush: RawFlush::default(),
+            offsets_topic_partitions: 50,
+            group_initial_rebalance_delay: "3s".into(),
+            group_min_session_timeout: "6s".into(),
+            group_max_session_timeout: "30m".into(),
             server: RawServer::default(),
             cluster: RawCluster::default(),
         }
@@ -396,6 +415,28 @@ impl Config {
                 ))
             }
         };
+        let groups = GroupConfig {
+            offsets_topic_partitions: c.range(
+                "offsets_topic_partitions",
+                raw.offsets_topic_partitions,
+                1,
+                1000,
+            )? as i32,
+            initial_rebalance_delay: c.duration(
+                "group_initial_rebalance_delay",
+                &raw.group_initial_rebalance_delay,
+            )?,
+            min_session_timeout: c
+                .duration("group_min_session_timeout", &raw.group_min_session_timeout)?,
+            max_session_timeout: c
+                .duration("group_max_session_timeout", &raw.group_max_session_timeout)?,
+        };
+        if groups.min_session_timeout > groups.max_session_timeout {
+            return Err(c.err(
+                "group_min_session_timeout",
+                "must not be above group_max_session_timeout",
+            ));
+        }
         let port = c.range("server.port", raw.server.port.0, 1, 65535)? as u16;
         if raw.server.host.trim().is_empty() {
             return Err(c.err("server.host", "must not be empty"));
@@ -472,6 +513,7 @@ impl Config {
             auto_create_topics: raw.auto_create_topics,
             max_message_bytes,
             flush,
+            groups,
             server: ServerConfig {
                 host: raw.server.host,
                 port,

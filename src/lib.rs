@@ -7,9 +7,11 @@
 //!   applying [`metadata::MetadataCommand`]s, persisted so it survives restarts.
 //! - [`server`]: the TCP listener and one task per connection (framing, in-order responses).
 //! - [`handlers`]: one file per Kafka API family; typed request in, typed response out.
-//! - [`broker`]: the shared state handlers work on (logs, metadata, waiters).
+//! - [`group`]: consumer groups and committed offsets (`__consumer_offsets`).
+//! - [`broker`]: the shared state handlers work on (logs, metadata, groups).
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;

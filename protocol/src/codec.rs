@@ -133,6 +133,17 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
             body(key, version, &rest, RequestKind::IncrementalAlterConfigs)?
         }
         ApiKey::DescribeCluster => body(key, version, &rest, RequestKind::DescribeCluster)?,
+        ApiKey::OffsetCommit => body(key, version, &rest, RequestKind::OffsetCommit)?,
+        ApiKey::OffsetFetch => body(key, version, &rest, RequestKind::OffsetFetch)?,
+        ApiKey::FindCoordinator => body(key, version, &rest, RequestKind::FindCoordinator)?,
+        ApiKey::JoinGroup => body(key, version, &rest, RequestKind::JoinGroup)?,
+        ApiKey::Heartbeat => body(key, version, &rest, RequestKind::Heartbeat)?,
+        ApiKey::LeaveGroup => body(key, version, &rest, RequestKind::LeaveGroup)?,
+        ApiKey::SyncGroup => body(key, version, &rest, RequestKind::SyncGroup)?,
+        ApiKey::DescribeGroups => body(key, version, &rest, RequestKind::DescribeGroups)?,
+        ApiKey::ListGroups => body(key, version, &rest, RequestKind::ListGroups)?,
+        ApiKey::DeleteGroups => body(key, version, &rest, RequestKind::DeleteGroups)?,
+        ApiKey::OffsetDelete => body(key, version, &rest, RequestKind::OffsetDelete)?,
         _ => return Err(DecodeError::UnsupportedVersion { key, version }),
     };
     Ok(Decoded::Request(Box::new(Request {

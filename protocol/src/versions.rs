@@ -38,6 +38,17 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::CreatePartitions, 0, 3),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),
+    row(ApiKey::OffsetCommit, 2, 9),
+    row(ApiKey::OffsetFetch, 1, 9),
+    row(ApiKey::FindCoordinator, 0, 4),
+    row(ApiKey::JoinGroup, 0, 9),
+    row(ApiKey::Heartbeat, 0, 4),
+    row(ApiKey::LeaveGroup, 0, 5),
+    row(ApiKey::SyncGroup, 0, 5),
+    row(ApiKey::DescribeGroups, 0, 5),
+    row(ApiKey::ListGroups, 0, 5),
+    row(ApiKey::DeleteGroups, 0, 2),
+    row(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The range this broker supports for `api_key`, if it supports the API at all.

@@ -36,6 +36,7 @@ pub struct Broker {
     pub node_id: i32,
     pub metadata: MetadataStore,
     pub partitions: PartitionRegistry,
+    pub groups: crate::group::GroupCoordinator,
     pub started_at: Instant,
 }
 
@@ -90,6 +91,7 @@ impl Broker {
             config,
             node_id,
             metadata,
+            groups: Default::default(),
             started_at: Instant::now(),
         });
         let image = broker.metadata.image();
@@ -98,6 +100,7 @@ impl Broker {
             .partitions
             .sync(&image, node_id)
             .map_err(|e| StartError::Partitions(e.to_string()))?;
+        broker.groups.load(&broker);
         tracing::info!(
             cluster_id = %image.cluster_id,
             node_id,
@@ -117,6 +120,15 @@ impl Broker {
                 tick.tick().await;
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || b.apply_retention()).await;
+            }
+        });
+        let broker = self.clone();
+        tokio::spawn(async move {
+            // Session expiry and rebalance deadlines, at a resolution of 100 ms.
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                broker.groups.tick(&broker);
             }
         });
         if let FlushPolicy::Interval(every) = self.config.flush {

@@ -207,6 +207,32 @@ impl Broker {
         })
     }
 
+    /// Creates an internal topic (such as `__consumer_offsets`): the partition limit for
+    /// user topics does not apply.
+    pub fn create_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicImage, AdminError> {
+        validate_configs(&configs)?;
+        let command = MetadataCommand::CreateTopic {
+            name: name.to_string(),
+            topic_id: Uuid::new_v4(),
+            partitions: self.assign(0, partitions.max(1), 1),
+            configs,
+        };
+        let image = self.metadata.propose(command)?;
+        self.sync_partitions()?;
+        tracing::info!(topic = name, partitions, "created internal topic");
+        image.topics.get(name).cloned().ok_or_else(|| {
+            AdminError::new(
+                ResponseError::UnknownServerError,
+                "topic vanished after creation",
+            )
+        })
+    }
+
     /// Deletes a topic by name (and, when given, checks its id), removing its data.
     pub fn delete_topic(&self, name: &str, topic_id: Option<Uuid>) -> Result<Uuid, AdminError> {
         let image = self.metadata.image();

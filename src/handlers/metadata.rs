@@ -24,7 +24,7 @@ pub fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> Metadat
         .with_error_code(0)
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(topic.name == crate::group::OFFSETS_TOPIC)
         .with_topic_authorized_operations(authorized_operations)
         .with_partitions(
             topic
@@ -88,10 +88,10 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
         Some(t) => Some(t),
     };
     let topics = match requested {
+        // Every topic, internal ones flagged (clients hide them unless asked), as Kafka does.
         None => image
             .topics
             .values()
-            .filter(|t| !t.name.starts_with("__"))
             .map(|t| describe_topic(t, topic_ops))
             .collect(),
         Some(wanted) => {

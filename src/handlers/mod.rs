@@ -9,12 +9,14 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod topics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -22,9 +24,28 @@ use protocol::codec::Request;
 
 use crate::broker::Broker;
 
+/// Who sent a request: the connection's peer and the header's client id.
+pub struct Context {
+    pub peer: SocketAddr,
+    pub client_id: String,
+}
+
 /// Handles one decoded request. `None` means no response is sent (acks=0 produce).
-pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<ResponseKind> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    request: Request,
+) -> Option<ResponseKind> {
     let version = request.version;
+    let ctx = Context {
+        peer,
+        client_id: request
+            .header
+            .client_id
+            .as_deref()
+            .unwrap_or("")
+            .to_string(),
+    };
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
@@ -57,6 +78,35 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Response
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join(broker, &ctx, r, version).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(groups::sync(broker, r, version).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r, version)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(broker, r, version)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, r, version))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(groups::list_groups(broker, r, version))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, r, version))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, r, version))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, r, version))
         }
         other => {
             // The codec only decodes APIs in the version table; reaching this is a bug.

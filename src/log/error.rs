@@ -25,6 +25,10 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 /// Kafka error code UNKNOWN_SERVER_ERROR.
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+/// Kafka error code OUT_OF_ORDER_SEQUENCE_NUMBER.
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+/// Kafka error code INVALID_PRODUCER_EPOCH.
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// Everything that can go wrong in `crate::log`.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,46 @@ pub enum LogError {
         latest: i32,
     },
 
+    /// An idempotent producer's batch does not continue that producer's sequence.
+    #[error(
+        "refused a batch from producer {producer_id} (epoch {epoch}) to {}: it starts at \
+         sequence {sequence} but the partition expects sequence {expected}; earlier batches of \
+         this producer were lost or reordered, so the producer must reset its sequence numbers \
+         (the Java producer bumps its epoch and restarts at 0) and resend",
+        dir.display()
+    )]
+    OutOfOrderSequence {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The producer id of the batch.
+        producer_id: i64,
+        /// The producer epoch of the batch.
+        epoch: i16,
+        /// The batch's first sequence number.
+        sequence: i32,
+        /// The first sequence number the partition would accept.
+        expected: i32,
+    },
+
+    /// An idempotent producer's batch carries an older epoch than the partition has seen.
+    #[error(
+        "refused a batch from producer {producer_id} to {}: its producer epoch {epoch} is \
+         older than epoch {current_epoch}, which this partition has already seen from the same \
+         producer id, so a newer instance of the producer has taken over; close this producer \
+         instance",
+        dir.display()
+    )]
+    InvalidProducerEpoch {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The producer id of the batch.
+        producer_id: i64,
+        /// The producer epoch of the batch.
+        epoch: i16,
+        /// The latest epoch the partition has seen from this producer id.
+        current_epoch: i16,
+    },
+
     /// A `LogConfig` value is out of range.
     #[error("invalid log configuration: {0}; fix the topic or broker configuration")]
     InvalidConfig(String),
@@ -158,6 +202,8 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             LogError::InvalidBatch(e) => e.kafka_error_code(),
             LogError::StaleLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
+            LogError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
+            LogError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
             LogError::Closed { .. } => NOT_LEADER_OR_FOLLOWER,
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Corrupt { .. } => {
                 KAFKA_STORAGE_ERROR

@@ -10,6 +10,8 @@
 //! - [`segment`]: one `.log` + `.index` + `.timeindex`.
 //! - [`recovery`]: opening a directory after a clean or unclean stop.
 //! - [`epoch_cache`]: the leader epoch history and `leader-epoch-checkpoint`.
+//! - [`producer_state`]: idempotent-producer epochs, sequences and duplicate detection, with
+//!   `.snapshot` files.
 //! - [`checkpoint`]: atomic writes of small control files.
 //! - [`config`]: [`LogConfig`] and [`FlushPolicy`] with Kafka's defaults.
 //! - [`partition_log`]: [`PartitionLog`], the log of one partition (append, read,
@@ -31,6 +33,7 @@ pub mod epoch_cache;
 pub mod error;
 pub mod index;
 pub mod partition_log;
+pub mod producer_state;
 pub mod records;
 pub mod recovery;
 pub mod scan;
@@ -45,4 +48,5 @@ pub use dump::{dump_path, DumpSummary};
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::LogError;
 pub use partition_log::{AppendInfo, PartitionLog, ReadPlan, ReadResult};
+pub use producer_state::ProducerStateManager;
 pub use segment::Segment;

@@ -16,6 +16,13 @@
 //! - After an I/O error on a write or flush path the log is offline: every later write
 //!   fails with [`LogError::Offline`], so nothing is acknowledged that the disk may have
 //!   lost. Reads still work.
+//! - The idempotent-producer state ([`ProducerStateManager`]) always describes the batches
+//!   below the log end offset: an append is checked against it before anything is written
+//!   (a duplicate writes nothing and is answered with the original offsets, see
+//!   [`AppendInfo::duplicate`]) and applied after the write. A snapshot of it is written at
+//!   every roll (named for the new segment's base offset) and on shutdown; open loads the
+//!   newest one at or below the log end offset and replays the batch headers after it, and a
+//!   truncation deletes the snapshots above the new end and rebuilds the state the same way.
 //!
 //! Concurrency: every method is synchronous and the caller keeps a `PartitionLog` in a
 //! `std::sync::Mutex` that it never holds across an `.await`. Because the methods are
@@ -41,6 +48,7 @@ use super::checkpoint;
 pub use super::config::{FlushPolicy, LogConfig};
 use super::epoch_cache::LeaderEpochCache;
 use super::error::LogError;
+use super::producer_state::{Checked, ProducerBatch, ProducerStateManager};
 use super::recovery;
 use super::segment::Segment;
 
@@ -61,6 +69,10 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// True when the batch repeated one an idempotent producer had already written: nothing
+    /// was written, and the offsets (and, for LogAppendTime, the time) are the original
+    /// append's. Produce answers it with NONE, as Kafka does.
+    pub duplicate: bool,
 }
 
 /// What a read returned.
@@ -154,6 +166,7 @@ pub struct PartitionLog {
     log_start_offset: i64,
     log_end_offset: i64,
     epoch_cache: LeaderEpochCache,
+    producers: ProducerStateManager,
     unflushed_messages: u64,
     last_flush_ms: Option<i64>,
     dir_dirty: bool,
@@ -182,6 +195,7 @@ impl PartitionLog {
             log_start_offset: 0,
             log_end_offset: 0,
             epoch_cache: LeaderEpochCache::empty(dir),
+            producers: ProducerStateManager::empty(dir),
             unflushed_messages: 0,
             last_flush_ms: None,
             dir_dirty: false,
@@ -238,6 +252,12 @@ impl PartitionLog {
             log.epoch_cache.persist()?;
         }
         log.delete_segments_below_log_start()?;
+        log.producers = ProducerStateManager::load(
+            dir,
+            &log.segments,
+            log.log_start_offset,
+            log.log_end_offset,
+        )?;
         Ok(log)
     }
 
@@ -356,6 +376,11 @@ impl PartitionLog {
         self.epoch_cache.end_offset_for(epoch, self.log_end_offset)
     }
 
+    /// The idempotent-producer state (epochs, sequences, retained batches).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
     /// The leader epoch under which `offset` was written, if known (for the `leader_epoch`
     /// field of ListOffsets and Fetch answers).
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
@@ -364,6 +389,12 @@ impl PartitionLog {
 
     /// Appends the records of one produce request (already checked with
     /// `batch::validate_producer_batches`, which returned `headers`).
+    ///
+    /// Batches with a producer id are first checked against the idempotent-producer state
+    /// (see `producer_state`): an older producer epoch is [`LogError::InvalidProducerEpoch`],
+    /// a sequence gap [`LogError::OutOfOrderSequence`], and a repeat of one of the producer's
+    /// last five batches writes nothing and returns that batch's original offsets with
+    /// [`AppendInfo::duplicate`] set.
     ///
     /// Assigns offsets consecutively from the log end offset and writes `leader_epoch` into
     /// each batch, in copies of their headers (`records` is not changed); with LogAppendTime configured, stamps `now_ms` and
@@ -384,6 +415,34 @@ impl PartitionLog {
         let count = self.check_append_args(records, headers, leader_epoch)?;
         let base = self.log_end_offset;
         let last = base + count - 1;
+        let log_append_time = self
+            .config
+            .message_timestamp_type_log_append
+            .then_some(now_ms);
+
+        let mut producer_batches = Vec::new();
+        let mut next = base;
+        for h in headers {
+            let max_timestamp = log_append_time.unwrap_or(h.max_timestamp);
+            producer_batches.extend(ProducerBatch::of(h, next, max_timestamp));
+            next += h.offset_count();
+        }
+        let pending = if producer_batches.is_empty() {
+            None
+        } else {
+            match self.producers.check_append(&producer_batches)? {
+                Checked::Append(pending) => Some(pending),
+                Checked::Duplicate(original) => {
+                    return Ok(AppendInfo {
+                        base_offset: original.first_offset,
+                        last_offset: original.last_offset,
+                        log_append_time: log_append_time.map_or(-1, |_| original.max_timestamp),
+                        log_start_offset: self.log_start_offset,
+                        duplicate: true,
+                    });
+                }
+            }
+        };
 
         let needs_roll = {
             let active = self.active()?;
@@ -406,10 +465,6 @@ impl PartitionLog {
             self.guard(r)?;
         }
 
-        let log_append_time = self
-            .config
-            .message_timestamp_type_log_append
-            .then_some(now_ms);
         // Only each batch's 61-byte header is copied and patched; the record bytes are
         // written from the caller's buffer by one vectored write.
         let mut assigned: Vec<BatchHeader> = headers.to_vec();
@@ -451,6 +506,9 @@ impl PartitionLog {
             .and_then(|seg| seg.append_pieces(&pieces, &assigned));
         self.guard(r)?;
         self.log_end_offset = next;
+        if let Some(pending) = pending {
+            self.producers.commit(pending, now_ms);
+        }
         self.unflushed_messages += count as u64;
         self.last_flush_ms.get_or_insert(now_ms);
 
@@ -464,6 +522,7 @@ impl PartitionLog {
             last_offset: next - 1,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -519,13 +578,15 @@ impl PartitionLog {
         Ok(count)
     }
 
-    /// Seals the active segment and starts a new one at `new_base` (the log end offset).
+    /// Seals the active segment and starts a new one at `new_base` (the log end offset),
+    /// snapshotting the producer state at `new_base` as Kafka does on a roll.
     fn roll(&mut self, new_base: i64) -> Result<(), LogError> {
         let active = self.active_mut()?;
         if active.is_empty() && active.base_offset() == new_base {
             return Ok(());
         }
         active.seal()?;
+        self.producers.take_snapshot(new_base)?;
         let seg = Segment::create(
             &self.dir,
             new_base,
@@ -820,8 +881,10 @@ impl PartitionLog {
     /// Removes every record at or after `offset` (for replication: a follower truncating to
     /// the leader's log). Truncation is at batch granularity: a batch containing `offset` is
     /// removed whole, so the new log end offset is `offset` or the start of that batch. The
-    /// epoch history is truncated to the new end. With `offset` before the first segment, the
-    /// log is emptied and restarts at `offset`.
+    /// epoch history is truncated to the new end, and the producer state is rebuilt for it
+    /// (snapshots above the new end deleted, the newest remaining one loaded, later batches
+    /// replayed). With `offset` before the first segment, the log is emptied and restarts at
+    /// `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_online()?;
         if offset < 0 {
@@ -859,11 +922,18 @@ impl PartitionLog {
             let r = self.epoch_cache.persist();
             self.guard(r)?;
         }
+        let r = ProducerStateManager::load(
+            &self.dir,
+            &self.segments,
+            self.log_start_offset,
+            self.log_end_offset,
+        );
+        self.producers = self.guard(r)?;
         Ok(())
     }
 
     /// Deletes every segment and starts an empty log at `offset` (Kafka's
-    /// `truncateFullyAndStartAt`); the epoch history is cleared.
+    /// `truncateFullyAndStartAt`); the epoch history and the producer state are cleared.
     fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.log_start_offset = offset;
         let r = self.persist_log_start_offset();
@@ -889,6 +959,8 @@ impl PartitionLog {
             let r = self.epoch_cache.persist();
             self.guard(r)?;
         }
+        let r = self.producers.truncate_fully();
+        self.guard(r)?;
         Ok(())
     }
 
@@ -899,9 +971,10 @@ impl PartitionLog {
         fs::remove_dir_all(&dir).map_err(|e| LogError::io("delete directory", &dir, e))
     }
 
-    /// Seals the active segment, flushes everything and leaves the clean-shutdown marker, so
-    /// the next open only checks the last segment's tail. An offline log is closed without
-    /// the marker (the next open recovers it fully) and reports why.
+    /// Seals the active segment, flushes everything, snapshots the producer state at the log
+    /// end offset and leaves the clean-shutdown marker, so the next open only checks the last
+    /// segment's tail and replays no batch for the producer state. An offline log is closed
+    /// without the marker (the next open recovers it fully) and reports why.
     pub fn close(mut self) -> Result<(), LogError> {
         self.shutdown()
     }
@@ -917,6 +990,8 @@ impl PartitionLog {
         let r = self.active_mut().and_then(Segment::seal);
         self.guard(r)?;
         self.flush()?;
+        let r = self.producers.take_snapshot(self.log_end_offset);
+        self.guard(r)?;
         let r = checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, b"");
         self.guard(r)?;
         self.closed = true;

@@ -54,7 +54,9 @@ pub async fn serve(
                         correlation_id,
                         client_id = request.header.client_id.as_deref().unwrap_or(""),
                     );
-                    let response = handlers::dispatch(&broker, *request).instrument(span).await;
+                    let response = handlers::dispatch(&broker, peer, *request)
+                        .instrument(span)
+                        .await;
                     if let Some(response) = response {
                         if let Err(e) = codec::encode_response(
                             &mut output,

@@ -1,0 +1,530 @@
+//! The group coordinator: every consumer group this broker coordinates, their requests,
+//! their timers, and their durable state in `__consumer_offsets`.
+//!
+//! Locking: the map of groups and each group are std mutexes, held only for synchronous
+//! work (state changes and the append of their records); JoinGroup and SyncGroup wait on
+//! oneshot channels after the locks are released. A group's records are written while its
+//! lock is held, so they reach the log in the order its state changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use tokio::time::Instant;
+
+use super::offsets::{self, Change, GroupRecord, OFFSETS_TOPIC};
+use super::state::{CommittedOffset, Group, GroupState, JoinOutcome, JoinRequest, SyncOutcome};
+use crate::broker::{AdminError, Broker};
+use crate::metadata::BrokerInfo;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_OFFSET_METADATA: usize = 4096;
+
+/// A described group, for DescribeGroups.
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    /// (member id, instance id, client id, client host, metadata, assignment)
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+/// Every group coordinated here.
+#[derive(Default)]
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+}
+
+fn lock(group: &Arc<Mutex<Group>>) -> MutexGuard<'_, Group> {
+    group.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl GroupCoordinator {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.map().get(id).cloned()
+    }
+
+    fn get_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
+        self.map()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id))))
+            .clone()
+    }
+
+    /// Rebuilds the groups from `__consumer_offsets` (on start, before serving).
+    pub fn load(&self, broker: &Broker) {
+        let loaded = offsets::load(broker);
+        let mut map = self.map();
+        for (id, record) in &loaded.groups {
+            let mut g = Group::new(id);
+            g.generation = record.generation;
+            g.protocol_type = record.protocol_type.clone();
+            map.insert(id.clone(), Arc::new(Mutex::new(g)));
+        }
+        for (id, offsets) in loaded.offsets {
+            if offsets.is_empty() {
+                continue;
+            }
+            let g = map
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(Group::new(&id))))
+                .clone();
+            lock(&g).offsets = offsets;
+        }
+        if loaded.records > 0 {
+            tracing::info!(
+                groups = map.len(),
+                records = loaded.records,
+                "loaded consumer groups"
+            );
+        }
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
+    /// FindCoordinator).
+    pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), AdminError> {
+        if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
+            return Ok(());
+        }
+        let mut configs = BTreeMap::new();
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        configs.insert("retention.ms".to_string(), "-1".to_string());
+        match broker.create_internal_topic(
+            OFFSETS_TOPIC,
+            broker.config.groups.offsets_topic_partitions,
+            configs,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
+    pub fn coordinator_for(
+        &self,
+        broker: &Broker,
+        group: &str,
+    ) -> Result<BrokerInfo, ResponseError> {
+        self.ensure_offsets_topic(broker)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let image = broker.metadata.image();
+        let topic = image
+            .topics
+            .get(OFFSETS_TOPIC)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let p = offsets::partition_for(group, topic.partitions.len() as i32);
+        let leader = topic
+            .partitions
+            .get(p as usize)
+            .map(|p| p.leader)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        image
+            .brokers
+            .get(&leader)
+            .cloned()
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// NOT_COORDINATOR unless this broker coordinates `group`; the partition storing it.
+    fn check_coordinator(&self, broker: &Broker, group: &str) -> Result<i32, ResponseError> {
+        if group.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let coordinator = self.coordinator_for(broker, group)?;
+        if coordinator.id != broker.node_id {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let n = broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions.len() as i32);
+        let p = offsets::partition_for(group, n);
+        if broker.partitions.get(OFFSETS_TOPIC, p).is_none() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(p)
+    }
+
+    fn persist_group(broker: &Broker, partition: i32, g: &Group) {
+        let change = Change::Group {
+            group: g.id.clone(),
+            value: Some(GroupRecord {
+                protocol_type: g.protocol_type.clone(),
+                generation: g.generation,
+            }),
+        };
+        if let Err(e) = offsets::write(broker, partition, &[change]) {
+            tracing::error!(group = %g.id, error = %e, "cannot persist group metadata");
+        }
+    }
+
+    pub async fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> JoinOutcome {
+        let partition = match self.check_coordinator(broker, group_id) {
+            Ok(p) => p,
+            Err(e) => return JoinOutcome::error(e, &req.member_id),
+        };
+        let limits = &broker.config.groups;
+        if req.session_timeout < limits.min_session_timeout
+            || req.session_timeout > limits.max_session_timeout
+        {
+            return JoinOutcome::error(ResponseError::InvalidSessionTimeout, &req.member_id);
+        }
+        let group = self.get_or_create(group_id);
+        let rx = {
+            let mut g = lock(&group);
+            let (rx, effects) = g.join(req, Instant::now(), limits.initial_rebalance_delay);
+            if effects.persist_group {
+                Self::persist_group(broker, partition, &g);
+            }
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| JoinOutcome::error(ResponseError::UnknownMemberId, ""))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        if let Err(e) = self.check_coordinator(broker, group_id) {
+            return SyncOutcome::error(e);
+        }
+        let Some(group) = self.get(group_id) else {
+            return SyncOutcome::error(ResponseError::UnknownMemberId);
+        };
+        let rx = {
+            let mut g = lock(&group);
+            g.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+            )
+            .0
+        };
+        rx.await
+            .unwrap_or_else(|_| SyncOutcome::error(ResponseError::RebalanceInProgress))
+    }
+
+    pub fn heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        self.check_coordinator(broker, group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = lock(&group);
+        g.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    /// Removes members; one result per (member id, instance id).
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let partition = self.check_coordinator(broker, group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = lock(&group);
+        let now = Instant::now();
+        let results = members
+            .iter()
+            .map(|(member, instance)| g.leave(member, instance.as_deref(), now))
+            .collect();
+        let mut effects = super::state::Effects::default();
+        g.maybe_complete_join(now, &mut effects);
+        if effects.persist_group {
+            Self::persist_group(broker, partition, &g);
+        }
+        Ok(results)
+    }
+
+    /// Commits offsets; per-partition error codes (None = committed).
+    #[allow(clippy::type_complexity)]
+    pub fn commit(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Vec<(String, i32, Option<ResponseError>)>, ResponseError> {
+        let partition = self.check_coordinator(broker, group_id)?;
+        let group = if generation < 0 && member_id.is_empty() {
+            self.get_or_create(group_id)
+        } else {
+            self.get(group_id).ok_or(ResponseError::UnknownMemberId)?
+        };
+        let mut g = lock(&group);
+        g.validate_commit(member_id, instance_id, generation)?;
+        let image = broker.metadata.image();
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut changes = Vec::new();
+        let mut accepted = Vec::new();
+        for (topic, p, offset) in offsets {
+            let known = image
+                .topics
+                .get(&topic)
+                .is_some_and(|t| p >= 0 && (p as usize) < t.partitions.len());
+            let error = if !known {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if offset.metadata.len() > MAX_OFFSET_METADATA {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                changes.push(Change::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: p,
+                    value: Some(offset.clone()),
+                });
+                accepted.push(((topic.clone(), p), offset));
+                None
+            };
+            results.push((topic, p, error));
+        }
+        if let Err(e) = offsets::write(broker, partition, &changes) {
+            tracing::error!(group = group_id, error = %e, "offset commit failed");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        for (key, offset) in accepted {
+            g.offsets.insert(key, offset);
+        }
+        Ok(results)
+    }
+
+    /// Committed offsets: the requested partitions (None when nothing is committed), or
+    /// every committed partition when `wanted` is None.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError> {
+        self.check_coordinator(broker, group_id)?;
+        let committed = self
+            .get(group_id)
+            .map(|g| lock(&g).offsets.clone())
+            .unwrap_or_default();
+        Ok(match wanted {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps
+                        .into_iter()
+                        .map(|p| (p, committed.get(&(t.clone(), p)).cloned()))
+                        .collect();
+                    (t, parts)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                for ((t, p), o) in committed {
+                    by_topic.entry(t).or_default().push((p, Some(o)));
+                }
+                by_topic.into_iter().collect()
+            }
+        })
+    }
+
+    /// (group id, protocol type, state) of every group, filtered by state names.
+    pub fn list(&self, states: &[String]) -> Vec<(String, String, GroupState)> {
+        let groups: Vec<Arc<Mutex<Group>>> = self.map().values().cloned().collect();
+        let mut out: Vec<(String, String, GroupState)> = groups
+            .iter()
+            .map(|g| {
+                let g = lock(g);
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .filter(|(_, _, s)| *s != GroupState::Dead)
+            .filter(|(_, _, s)| {
+                states.is_empty() || states.iter().any(|x| x.eq_ignore_ascii_case(s.name()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn describe(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> Result<GroupDescription, ResponseError> {
+        self.check_coordinator(broker, group_id)?;
+        let Some(group) = self.get(group_id) else {
+            return Ok(GroupDescription {
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            });
+        };
+        let g = lock(&group);
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let stable = g.state == GroupState::Stable;
+        Ok(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| {
+                    let metadata = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default();
+                    // Kafka shows metadata and assignments only for a Stable group.
+                    let (metadata, assignment) = if stable {
+                        (metadata, m.assignment.clone())
+                    } else {
+                        (Bytes::new(), Bytes::new())
+                    };
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        metadata,
+                        assignment,
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes an empty group and its offsets.
+    pub fn delete(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        let partition = self.check_coordinator(broker, group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let mut g = lock(&group);
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if !g.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let mut changes: Vec<Change> = g
+            .offsets
+            .keys()
+            .map(|(t, p)| Change::Offset {
+                group: group_id.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: None,
+            })
+            .collect();
+        changes.push(Change::Group {
+            group: group_id.to_string(),
+            value: None,
+        });
+        offsets::write(broker, partition, &changes)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        g.state = GroupState::Dead;
+        g.offsets.clear();
+        drop(g);
+        self.map().remove(group_id);
+        Ok(())
+    }
+
+    /// Deletes committed offsets of some partitions (OffsetDelete).
+    #[allow(clippy::type_complexity)]
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<Vec<(String, Vec<(i32, Option<ResponseError>)>)>, ResponseError> {
+        let partition = self.check_coordinator(broker, group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let mut g = lock(&group);
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        let subscribed = if g.is_empty() {
+            Some(Vec::new())
+        } else {
+            g.subscribed_topics()
+        };
+        if subscribed.is_none() {
+            // Members of a non-consumer protocol: Kafka refuses while the group is active.
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let subscribed = subscribed.unwrap_or_default();
+        let mut changes = Vec::new();
+        let mut results = Vec::new();
+        for (topic, parts) in topics {
+            let is_subscribed = subscribed.contains(&topic);
+            let mut out = Vec::new();
+            for p in parts {
+                if is_subscribed {
+                    out.push((p, Some(ResponseError::GroupSubscribedToTopic)));
+                } else {
+                    if g.offsets.remove(&(topic.clone(), p)).is_some() {
+                        changes.push(Change::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: p,
+                            value: None,
+                        });
+                    }
+                    out.push((p, None));
+                }
+            }
+            results.push((topic, out));
+        }
+        offsets::write(broker, partition, &changes)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        Ok(results)
+    }
+
+    /// Expires sessions and completes joins whose time came. Called periodically.
+    pub fn tick(&self, broker: &Broker) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.map().values().cloned().collect();
+        let now = Instant::now();
+        let n = broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions.len() as i32);
+        for group in groups {
+            let mut g = lock(&group);
+            let effects = g.tick(now);
+            if effects.persist_group {
+                let p = offsets::partition_for(&g.id, n);
+                Self::persist_group(broker, p, &g);
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Consumer groups (Kafka's classic protocol) and their committed offsets.
+//!
+//! - [`state`]: one group's state machine, no I/O, testable with paused tokio time.
+//! - [`coordinator`]: every group coordinated here, request entry points, timers.
+//! - [`offsets`]: durable group state as records in `__consumer_offsets`.
+pub mod coordinator;
+pub mod offsets;
+pub mod state;
+
+pub use coordinator::GroupCoordinator;
+pub use offsets::OFFSETS_TOPIC;
