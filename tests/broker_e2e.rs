@@ -354,6 +354,20 @@ async fn list_offsets_by_timestamp_and_epochs() {
     assert_eq!(offset_of(c.call(&lookup(9999), 7).await), -1);
     let max = c.call(&lookup(-3), 7).await;
     assert_eq!(max.topics[0].partitions[0].timestamp, 3001);
+    // Inside a compressed batch: the exact record, as Kafka answers.
+    let recs: Vec<_> = (0..5)
+        .map(|j| record(&format!("z{j}"), "v", 5000 + 100 * j))
+        .collect();
+    produce(&mut c, "times", 0, batch(&recs, Compression::Zstd), 1).await;
+    assert_eq!(offset_of(c.call(&lookup(5250), 7).await), 9);
+    let max = c.call(&lookup(-3), 7).await;
+    assert_eq!(
+        (
+            max.topics[0].partitions[0].offset,
+            max.topics[0].partitions[0].timestamp
+        ),
+        (10, 5400)
+    );
 
     let req = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -369,7 +383,7 @@ async fn list_offsets_by_timestamp_and_epochs() {
         ]);
     let resp = c.call(&req, 4).await;
     let p = &resp.topics[0].partitions[0];
-    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 6));
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 11));
     b.stop().await;
 }
 

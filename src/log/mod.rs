@@ -28,6 +28,7 @@ pub mod batch;
 pub mod builder;
 pub mod checkpoint;
 pub mod config;
+pub mod decompress;
 pub mod dump;
 pub mod epoch_cache;
 pub mod error;

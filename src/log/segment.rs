@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+/// The most a compressed batch may inflate to when the broker looks inside it.
+const INFLATE_CAP: usize = 64 << 20;
+
 use super::batch::BatchHeader;
 use super::error::LogError;
 use super::index::{relative_offset, OffsetIndex, TimeIndex};
@@ -411,6 +414,7 @@ impl Segment {
         Ok(None)
     }
 
+    /// Looks for the first record with a timestamp at or after `target` in one batch.
     fn timestamp_in_batch(
         &self,
         pos: u64,
@@ -422,15 +426,26 @@ impl Segment {
         if h.timestamp_type_is_log_append() {
             return Ok(Some((first, h.max_timestamp)));
         }
-        if h.compression() != 0 {
-            let ts = if h.base_timestamp >= target && first == h.base_offset {
-                h.base_timestamp
-            } else {
-                h.max_timestamp
-            };
-            return Ok(Some((first, ts)));
-        }
         let bytes = self.read_bytes(pos, h.total_size())?;
+        if h.compression() != 0 {
+            // Kafka decompresses to find the exact record; so do we, within a bound.
+            match super::decompress::inflate_batch(&bytes, h, INFLATE_CAP) {
+                Ok((plain, ph)) => {
+                    let found = records::first_at_or_after(&plain, &ph, target, min_offset)
+                        .map_err(|e| self.corrupt_at(pos, e))?;
+                    return Ok(found.map(|p| (p.offset, p.timestamp)));
+                }
+                Err(e) => {
+                    tracing::warn!(batch = h.base_offset, error = %e, "timestamp lookup falls back to the batch start");
+                    let ts = if h.base_timestamp >= target && first == h.base_offset {
+                        h.base_timestamp
+                    } else {
+                        h.max_timestamp
+                    };
+                    return Ok(Some((first, ts)));
+                }
+            }
+        }
         let found = records::first_at_or_after(&bytes, h, target, min_offset)
             .map_err(|e| self.corrupt_at(pos, e))?;
         Ok(found.map(|p| (p.offset, p.timestamp)))
@@ -438,9 +453,8 @@ impl Segment {
 
     /// The record with the segment's largest timestamp, as `(offset, timestamp)` (for
     /// ListOffsets MAX_TIMESTAMP). Exact for uncompressed and LogAppendTime batches; for a
-    /// compressed CreateTime batch it is the batch's first offset when the first record holds
-    /// the max timestamp, else the batch's last offset (Kafka's shallow offset of max
-    /// timestamp before 3.8).
+    /// compressed CreateTime batch the batch is inflated (bounded) to find the exact record,
+    /// as Kafka 3.8+ does.
     pub fn max_timestamp_record(&self) -> Result<Option<(i64, i64)>, LogError> {
         if self.max_timestamp < 0 {
             return Ok(None);
@@ -455,15 +469,23 @@ impl Segment {
         if h.timestamp_type_is_log_append() {
             return Ok(Some((h.base_offset, max)));
         }
-        if h.compression() != 0 {
-            let offset = if h.base_timestamp == max {
-                h.base_offset
-            } else {
-                h.last_offset()
-            };
-            return Ok(Some((offset, max)));
-        }
         let bytes = self.read_bytes(pos, h.total_size())?;
+        let (bytes, h) = if h.compression() != 0 {
+            match super::decompress::inflate_batch(&bytes, &h, INFLATE_CAP) {
+                Ok(plain) => plain,
+                Err(e) => {
+                    tracing::warn!(batch = h.base_offset, error = %e, "max timestamp lookup answers at batch level");
+                    let offset = if h.base_timestamp == max {
+                        h.base_offset
+                    } else {
+                        h.last_offset()
+                    };
+                    return Ok(Some((offset, max)));
+                }
+            }
+        } else {
+            (bytes, h)
+        };
         let found =
             records::first_with_timestamp(&bytes, &h, max).map_err(|e| self.corrupt_at(pos, e))?;
         Ok(Some((found.map_or(h.last_offset(), |p| p.offset), max)))
