@@ -36,7 +36,9 @@ fn chunked(stream: &[u8], sizes: &[u8]) -> Outcome {
     let mut at = 0;
     let mut next = 0;
     while at < stream.len() {
-        let size = sizes.get(next % sizes.len().max(1)).map_or(1, |&s| s as usize + 1);
+        let size = sizes
+            .get(next % sizes.len().max(1))
+            .map_or(1, |&s| s as usize + 1);
         next += 1;
         let end = (at + size).min(stream.len());
         buf.extend_from_slice(&stream[at..end]);

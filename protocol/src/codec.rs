@@ -133,6 +133,7 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
             body(key, version, &rest, RequestKind::IncrementalAlterConfigs)?
         }
         ApiKey::DescribeCluster => body(key, version, &rest, RequestKind::DescribeCluster)?,
+        ApiKey::InitProducerId => body(key, version, &rest, RequestKind::InitProducerId)?,
         ApiKey::OffsetCommit => body(key, version, &rest, RequestKind::OffsetCommit)?,
         ApiKey::OffsetFetch => body(key, version, &rest, RequestKind::OffsetFetch)?,
         ApiKey::FindCoordinator => body(key, version, &rest, RequestKind::FindCoordinator)?,

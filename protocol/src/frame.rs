@@ -35,7 +35,8 @@ pub fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
         return Err(FrameError::TooLarge { size, max });
     }
     if buf.len() < 4 + size {
-        buf.reserve(4 + size - buf.len());
+        // Grow with the data that arrives, not with the size the client claims.
+        buf.reserve((4 + size - buf.len()).min(64 * 1024));
         return Ok(None);
     }
     buf.advance(4);

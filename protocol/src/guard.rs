@@ -95,7 +95,8 @@ impl GuardedBuf {
         let mut value: u32 = 0;
         for (i, b) in self.inner.iter().take(5).enumerate() {
             value |= ((b & 0x7f) as u32) << (i * 7);
-            if b & 0x80 == 0 {
+            // kafka-protocol stops after the fifth byte whatever its continuation bit.
+            if b & 0x80 == 0 || i == 4 {
                 return Some((value, i + 1));
             }
         }

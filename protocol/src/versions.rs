@@ -38,6 +38,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::CreatePartitions, 0, 3),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),
+    row(ApiKey::InitProducerId, 0, 5),
     row(ApiKey::OffsetCommit, 2, 9),
     row(ApiKey::OffsetFetch, 1, 9),
     row(ApiKey::FindCoordinator, 0, 4),

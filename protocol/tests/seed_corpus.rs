@@ -24,8 +24,7 @@ fn every_supported_version_decodes_and_re_encodes_to_the_same_bytes() {
     let frames = sample_frames();
     assert!(frames.len() > 60, "{} frames", frames.len());
     for (key, version, frame) in frames {
-        let decoded = decode_request(&frame)
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+        let decoded = decode_request(&frame).unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
         let Decoded::Request(request) = decoded else {
             panic!("{key:?} v{version}: {decoded:?}");
         };
@@ -54,10 +53,9 @@ fn every_captured_client_frame_decodes() {
     }
 }
 
+/// Writes (or overwrites) the generated seeds; other files in `dir` (inputs the fuzzer
+/// found and someone chose to keep) are left alone.
 fn write_dir(dir: &Path, files: &[(String, Bytes)]) {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
     std::fs::create_dir_all(dir).unwrap();
     for (name, data) in files {
         std::fs::write(dir.join(name), data).unwrap();

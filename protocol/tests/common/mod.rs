@@ -4,9 +4,12 @@
 //! hands them to `protocol::codec::decode_request`.
 #![allow(dead_code)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::PathBuf;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use protocol::codec::{decode_request, DecodeError, Decoded};
 use protocol::kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
@@ -14,18 +17,32 @@ use protocol::kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
 use protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use protocol::kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic,
+};
 use protocol::kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use protocol::kafka_protocol::messages::leave_group_request::MemberIdentity;
 use protocol::kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
 };
 use protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use protocol::kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use protocol::kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use protocol::kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use protocol::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use protocol::kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use protocol::kafka_protocol::messages::*;
 use protocol::kafka_protocol::protocol::{Encodable, StrBytes};
 use protocol::kafka_protocol::records::{
@@ -192,9 +209,10 @@ pub fn metadata(version: i16, topics: Option<usize>) -> MetadataRequest {
     request
 }
 
-/// A meaningful request of every supported API at `version`.
-pub fn sample(key: ApiKey, version: i16) -> RequestKind {
-    match key {
+/// A meaningful request of a supported API at `version`, or `None` for an API this file
+/// has no sample for yet (add one when an API joins `SUPPORTED`).
+pub fn sample(key: ApiKey, version: i16) -> Option<RequestKind> {
+    Some(match key {
         ApiKey::Produce => RequestKind::Produce(produce(64)),
         ApiKey::Fetch => RequestKind::Fetch(fetch(version)),
         ApiKey::Metadata => RequestKind::Metadata(metadata(version, Some(2))),
@@ -292,9 +310,8 @@ pub fn sample(key: ApiKey, version: i16) -> RequestKind {
                     CreatePartitionsTopic::default()
                         .with_name(topic("placed"))
                         .with_count(2)
-                        .with_assignments(Some(vec![
-                            CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])
-                        ])),
+                        .with_assignments(Some(vec![CreatePartitionsAssignment::default()
+                            .with_broker_ids(vec![BrokerId(1)])])),
                 ]),
         ),
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
@@ -315,14 +332,168 @@ pub fn sample(key: ApiKey, version: i16) -> RequestKind {
             ]),
         ),
         ApiKey::DescribeCluster => {
-            let mut r = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+            let mut r =
+                DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
             if version >= 1 {
                 r = r.with_endpoint_type(1);
             }
             RequestKind::DescribeCluster(r)
         }
-        other => panic!("no sample for {other:?}"),
-    }
+        ApiKey::OffsetCommit => {
+            let mut p = OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(42)
+                .with_committed_metadata(Some(s("meta")));
+            if version >= 6 {
+                p = p.with_committed_leader_epoch(3);
+            }
+            let mut r = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("group-1")))
+                .with_generation_id_or_member_epoch(5)
+                .with_member_id(s("member-1"))
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![p])]);
+            if version <= 4 {
+                r = r.with_retention_time_ms(-1);
+            }
+            if version >= 7 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            RequestKind::OffsetCommit(r)
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            if version <= 7 {
+                r = r
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partition_indexes(vec![0, 1])]));
+            } else {
+                let mut g = OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s("group-1")))
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(topic("orders"))
+                        .with_partition_indexes(vec![0, 1])]));
+                if version >= 9 {
+                    g = g.with_member_id(Some(s("member-1"))).with_member_epoch(5);
+                }
+                r = r.with_groups(vec![g]);
+            }
+            if version >= 7 {
+                r = r.with_require_stable(true);
+            }
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version <= 3 {
+                r = r.with_key(s("group-1"));
+            } else {
+                r = r.with_coordinator_keys(vec![s("group-1"), s("group-2")]);
+            }
+            if version >= 1 {
+                r = r.with_key_type(0);
+            }
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::JoinGroup => {
+            let mut r = JoinGroupRequest::default()
+                .with_group_id(GroupId(s("group-1")))
+                .with_session_timeout_ms(45_000)
+                .with_member_id(s(""))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(Bytes::from_static(b"\0\x03\0\0\0\x01\0\x06orders"))]);
+            if version >= 1 {
+                r = r.with_rebalance_timeout_ms(300_000);
+            }
+            if version >= 5 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            if version >= 8 {
+                r = r.with_reason(Some(s("rebalance")));
+            }
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default()
+                .with_group_id(GroupId(s("group-1")))
+                .with_generation_id(5)
+                .with_member_id(s("member-1"));
+            if version >= 3 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            RequestKind::Heartbeat(r)
+        }
+        ApiKey::LeaveGroup => {
+            let mut r = LeaveGroupRequest::default().with_group_id(GroupId(s("group-1")));
+            if version <= 2 {
+                r = r.with_member_id(s("member-1"));
+            } else {
+                let mut m = MemberIdentity::default()
+                    .with_member_id(s("member-1"))
+                    .with_group_instance_id(Some(s("instance-1")));
+                if version >= 5 {
+                    m = m.with_reason(Some(s("shutdown")));
+                }
+                r = r.with_members(vec![m]);
+            }
+            RequestKind::LeaveGroup(r)
+        }
+        ApiKey::SyncGroup => {
+            let mut r = SyncGroupRequest::default()
+                .with_group_id(GroupId(s("group-1")))
+                .with_generation_id(5)
+                .with_member_id(s("member-1"))
+                .with_assignments(vec![SyncGroupRequestAssignment::default()
+                    .with_member_id(s("member-1"))
+                    .with_assignment(Bytes::from_static(b"\0\x03\0\0\0\x01\0\x06orders"))]);
+            if version >= 3 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            if version >= 5 {
+                r = r
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(Some(s("range")));
+            }
+            RequestKind::SyncGroup(r)
+        }
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("group-1")), GroupId(s("group-2"))]);
+            if version >= 3 {
+                r = r.with_include_authorized_operations(true);
+            }
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::ListGroups => {
+            let mut r = ListGroupsRequest::default();
+            if version >= 4 {
+                r = r.with_states_filter(vec![s("Stable"), s("Empty")]);
+            }
+            if version >= 5 {
+                r = r.with_types_filter(vec![s("classic")]);
+            }
+            RequestKind::ListGroups(r)
+        }
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(s("group-1")), GroupId(s("group-2"))]),
+        ),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("group-1")))
+                .with_topics(vec![OffsetDeleteRequestTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0)
+                    ])]),
+        ),
+        _ => return None,
+    })
 }
 
 /// Every decodable supported (api, version), with a sample frame for it.
@@ -335,9 +506,19 @@ pub fn sample_frames() -> Vec<(ApiKey, i16, Bytes)> {
             range.min
         };
         for version in low..=range.max {
+            let Some(body) = sample(range.key, version) else {
+                eprintln!(
+                    "no sample request for {:?}: add one to tests/common",
+                    range.key
+                );
+                break;
+            };
             let correlation_id = out.len() as i32 + 1;
-            let frame = frame_of(range.key, version, correlation_id, &sample(range.key, version));
-            out.push((range.key, version, frame));
+            out.push((
+                range.key,
+                version,
+                frame_of(range.key, version, correlation_id, &body),
+            ));
         }
     }
     out
@@ -351,5 +532,80 @@ pub fn captured_frames() -> Vec<(String, Bytes)> {
         .filter(|n| n.ends_with(".bin"))
         .collect();
     names.sort();
-    names.into_iter().map(|n| { let f = captured(&n); (n, f) }).collect()
+    names
+        .into_iter()
+        .map(|n| {
+            let f = captured(&n);
+            (n, f)
+        })
+        .collect()
+}
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A global allocator that remembers, per thread, the largest single allocation asked for.
+/// Install it with `#[global_allocator] static A: common::Watch = common::Watch;` and
+/// measure with [`largest_allocation`].
+pub struct Watch;
+
+fn note(size: usize) {
+    // `try_with`: nothing to note while the thread's locals are being torn down.
+    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+}
+
+unsafe impl GlobalAlloc for Watch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+/// Runs `f` and returns its result with the largest single allocation it asked for (on
+/// this thread). Meaningful only in a test binary that installs [`Watch`].
+pub fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    LARGEST.with(|l| l.set(0));
+    let r = f();
+    (r, LARGEST.with(|l| l.get()))
+}
+
+/// No decode of a frame of a few hundred bytes may ask for more than this at once.
+pub const ALLOCATION_BOUND: usize = 4 << 20;
+
+/// Every client-shaped frame the tests know: captured ones and one per supported version.
+pub fn all_frames() -> Vec<(String, Bytes)> {
+    let mut frames = captured_frames();
+    for (key, version, frame) in sample_frames() {
+        frames.push((format!("{key:?} v{version}"), frame));
+    }
+    frames
+}
+
+/// `decode_request`, failing the test if it asked for more than [`ALLOCATION_BOUND`] in one
+/// allocation (needs [`Watch`] installed). An allocation the system refuses aborts the
+/// test binary instead; to see which frame did it, run with `TRACE_DECODES=1` and
+/// `--nocapture`: every frame is printed before it is decoded.
+pub fn decode_bounded(frame: &Bytes, what: &str) -> Result<Decoded, DecodeError> {
+    if std::env::var_os("TRACE_DECODES").is_some() {
+        eprintln!("{what} {:02x?}", &frame[..]);
+    }
+    let (result, largest) = largest_allocation(|| decode_request(frame));
+    assert!(
+        largest <= ALLOCATION_BOUND,
+        "{what}: a {}-byte frame made the decoder ask for {largest} bytes at once",
+        frame.len()
+    );
+    result
 }
