@@ -6,6 +6,7 @@
 //! recover every hosted partition. Background tasks: retention and interval flushes.
 
 pub mod partitions;
+pub mod producer_ids;
 pub mod topics;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub partitions: PartitionRegistry,
     pub groups: crate::group::GroupCoordinator,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: producer_ids::ProducerIdManager,
     pub started_at: Instant,
 }
 
@@ -92,6 +95,7 @@ impl Broker {
             node_id,
             metadata,
             groups: Default::default(),
+            producer_ids: producer_ids::ProducerIdManager::new(node_id),
             started_at: Instant::now(),
         });
         let image = broker.metadata.image();

@@ -37,8 +37,11 @@ pub fn find_coordinator(
         .map(|key| {
             let found = match request.key_type {
                 0 => broker.groups.coordinator_for(broker, &key),
-                // Transactions are not supported: no transaction coordinator exists.
-                1 => Err(ResponseError::CoordinatorNotAvailable),
+                // Transactions are not supported. Java, librdkafka and franz-go treat this
+                // code as fatal at once (COORDINATOR_NOT_AVAILABLE would make Java retry
+                // until max.block.ms and hide the cause); InitProducerId and Produce answer
+                // transactional requests the same way.
+                1 => Err(ResponseError::TransactionalIdAuthorizationFailed),
                 _ => Err(ResponseError::InvalidRequest),
             };
             (key, found)

@@ -4,6 +4,11 @@
 //!
 //! No per-record work and no lock held across `.await`: validation runs before the log
 //! lock is taken, and the append itself is one synchronous call.
+//!
+//! Idempotent producers: the log checks epochs and sequences under its lock. A retry of a
+//! batch it already holds is answered NONE with the original base offset (and append time),
+//! as Kafka does, and is not written again; OUT_OF_ORDER_SEQUENCE_NUMBER and
+//! INVALID_PRODUCER_EPOCH are set on the partition like any other log error.
 
 use std::sync::Arc;
 
@@ -124,7 +129,16 @@ pub async fn handle(
                     .append(&records, &headers, p_image.leader_epoch, now_ms());
             match appended {
                 Ok(info) => {
-                    partition.notify_appended();
+                    if info.duplicate {
+                        tracing::debug!(
+                            topic = name,
+                            partition = index,
+                            base_offset = info.base_offset,
+                            "answered a retried idempotent batch with its original offsets"
+                        );
+                    } else {
+                        partition.notify_appended();
+                    }
                     partitions.push(
                         PartitionProduceResponse::default()
                             .with_index(index)
@@ -136,6 +150,8 @@ pub async fn handle(
                 Err(e) => {
                     if e.is_storage_failure() {
                         tracing::error!(topic = name, partition = index, error = %e, "append failed");
+                    } else {
+                        tracing::debug!(topic = name, partition = index, error = %e, "append refused");
                     }
                     partitions.push(partition_error(
                         index,

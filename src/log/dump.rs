@@ -6,8 +6,9 @@
 //! one segment to the next; every `.index` entry at a batch start with that batch's last
 //! offset; `.timeindex` entries strictly increasing in timestamp, never decreasing in
 //! offset, each naming a batch whose max timestamp is the entry's; the epoch checkpoint
-//! parses. Problems are collected in [`DumpSummary::errors`] (the tool keeps going after a
-//! bad CRC, and stops a file at the first unreadable batch header).
+//! and the producer state snapshots parse (each snapshot's producers are printed).
+//! Problems are collected in [`DumpSummary::errors`] (the tool keeps going after a bad CRC,
+//! and stops a file at the first unreadable batch header).
 //!
 //! Invariant: the dump only reads; it never maps, truncates or repairs a file, so it is safe
 //! to run on the directory of a running or crashed broker. Trailing all-zero index entries
@@ -22,6 +23,7 @@ use super::epoch_cache::{LeaderEpochCache, CHECKPOINT_FILE};
 use super::error::LogError;
 use super::index::{OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
 use super::partition_log::LOG_START_OFFSET_FILE;
+use super::producer_state;
 use super::scan::{BatchScanner, ScanError, LARGE_CHUNK};
 use super::segment::{file_name, parse_file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
@@ -177,6 +179,36 @@ impl<W: Write> Dumper<'_, W> {
                 }
             }
             Err(_) => self.line(format_args!("{LOG_START_OFFSET_FILE}: absent"))?,
+        }
+        for offset in producer_state::list_snapshots(dir)? {
+            let name = producer_state::snapshot_file_name(offset);
+            match producer_state::read_snapshot(dir, offset) {
+                Ok(producers) => {
+                    self.line(format_args!("{name}: {} producers", producers.len()))?;
+                    for (id, e) in producers {
+                        let batches: Vec<String> = e
+                            .batches
+                            .iter()
+                            .map(|b| {
+                                format!(
+                                    "seq {}..{} offsets {}..{}",
+                                    b.first_seq, b.last_seq, b.first_offset, b.last_offset
+                                )
+                            })
+                            .collect();
+                        self.line(format_args!(
+                            "  producerId: {id} producerEpoch: {} lastUpdateMs: {} batches: [{}]",
+                            e.epoch,
+                            e.last_update_ms,
+                            batches.join(", ")
+                        ))?;
+                    }
+                }
+                Err(why) => self.error(format!(
+                    "{} is unreadable: {why}",
+                    dir.join(&name).display()
+                ))?,
+            }
         }
         Ok(())
     }

@@ -593,6 +593,16 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(out)
 }
 
+/// Reads and checks the snapshot for `offset` in `dir` (for the dump tool): its producers
+/// sorted by id, or why it is unreadable.
+pub fn read_snapshot(dir: &Path, offset: i64) -> Result<Vec<(i64, ProducerEntry)>, String> {
+    let path = dir.join(snapshot_file_name(offset));
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut producers: Vec<_> = decode(&bytes, offset)?.into_iter().collect();
+    producers.sort_unstable_by_key(|(id, _)| *id);
+    Ok(producers)
+}
+
 fn remove_snapshot(dir: &Path, offset: i64) -> Result<(), LogError> {
     checkpoint::remove_optional(dir, &snapshot_file_name(offset)).map(|_| ())
 }

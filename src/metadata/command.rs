@@ -58,4 +58,11 @@ pub enum MetadataCommand {
         leader: i32,
         leader_epoch: i32,
     },
+    /// Gives broker `broker_id` the producer ids `[next_producer_id, next_producer_id +
+    /// count)` of the image and moves `next_producer_id` past them, so no id is handed out
+    /// twice, across restarts and brokers.
+    AllocateProducerIds {
+        broker_id: i32,
+        count: i64,
+    },
 }

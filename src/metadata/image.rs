@@ -1,7 +1,8 @@
 //! The metadata image: the state built by applying [`MetadataCommand`]s in order.
 //!
 //! Invariants: topic names and topic ids are unique and map to each other; every partition
-//! leader epoch only grows; applying a command either changes the image completely or
+//! leader epoch only grows; `next_producer_id` only grows (every id below it was given to a
+//! broker); applying a command either changes the image completely or
 //! leaves it untouched (validation happens before any change). `apply` is deterministic, so
 //! every node that applies the same commands holds the same image.
 
@@ -45,6 +46,10 @@ pub struct MetadataImage {
     pub cluster_id: String,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicImage>,
+    /// The first producer id not yet given to a broker (`AllocateProducerIds`). Images
+    /// written before producer ids existed read as 0.
+    #[serde(default)]
+    pub next_producer_id: i64,
     #[serde(skip)]
     topic_names_by_id: HashMap<Uuid, String>,
 }
@@ -69,6 +74,11 @@ pub enum ApplyError {
     },
     #[error("the cluster id is already set")]
     ClusterIdSet,
+    #[error(
+        "cannot allocate {count} producer ids after {next}: the count must be positive and \
+         the ids must stay below i64::MAX"
+    )]
+    InvalidProducerIdBlock { next: i64, count: i64 },
 }
 
 fn partition_of(a: &PartitionAssignment) -> PartitionImage {
@@ -146,6 +156,15 @@ impl MetadataImage {
                 }
                 Ok(())
             }
+            MetadataCommand::AllocateProducerIds { count, .. } => {
+                if *count <= 0 || self.next_producer_id.checked_add(*count).is_none() {
+                    return Err(ApplyError::InvalidProducerIdBlock {
+                        next: self.next_producer_id,
+                        count: *count,
+                    });
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -219,6 +238,10 @@ impl MetadataImage {
                     p.leader_epoch = *leader_epoch;
                 }
             }
+            MetadataCommand::AllocateProducerIds { count, .. } => {
+                // `check` proved the sum fits.
+                self.next_producer_id = self.next_producer_id.saturating_add(*count);
+            }
         }
         Ok(())
     }
@@ -262,6 +285,30 @@ mod tests {
         assert!(image.topic_by_id(&id).is_none());
         image.apply(&create("t", 1)).unwrap();
         assert_ne!(image.topics["t"].id, id);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut image = MetadataImage::default();
+        let alloc = |count| MetadataCommand::AllocateProducerIds {
+            broker_id: 1,
+            count,
+        };
+        image.apply(&alloc(1000)).unwrap();
+        assert_eq!(image.next_producer_id, 1000);
+        image.apply(&alloc(5)).unwrap();
+        assert_eq!(image.next_producer_id, 1005);
+        assert!(matches!(
+            image.apply(&alloc(0)),
+            Err(ApplyError::InvalidProducerIdBlock { .. })
+        ));
+        image.next_producer_id = i64::MAX - 1;
+        assert!(image.apply(&alloc(2)).is_err());
+        assert_eq!(image.next_producer_id, i64::MAX - 1);
+        // Images from before producer ids read as 0.
+        let old: MetadataImage =
+            serde_json::from_str(r#"{"cluster_id": "c", "brokers": {}, "topics": {}}"#).unwrap();
+        assert_eq!(old.next_producer_id, 0);
     }
 
     #[test]

@@ -275,3 +275,43 @@ pub async fn fetch(
         .await;
     resp.responses[0].partitions[0].clone()
 }
+
+/// Encodes records as one v2 batch from an idempotent producer: `producer_id`, `epoch`,
+/// and sequences `base_sequence, base_sequence + 1, ...` (offsets relative from 0).
+pub fn idempotent_batch(
+    records: &[Record],
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    compression: Compression,
+) -> Bytes {
+    let mut records = records.to_vec();
+    for (i, r) in records.iter_mut().enumerate() {
+        r.offset = i as i64;
+        r.producer_id = producer_id;
+        r.producer_epoch = epoch;
+        // offset - sequence stays constant, so kafka-protocol keeps one batch.
+        r.sequence = base_sequence.wrapping_add(i as i32);
+    }
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Sends a non-transactional InitProducerId at `version`.
+pub async fn init_producer_id(client: &mut Client, version: i16) -> InitProducerIdResponse {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    client.call(&req, version).await
+}
