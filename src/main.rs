@@ -112,7 +112,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.host / server.port)"))?;
-        let broker = Broker::open(config)?;
+        let broker = Broker::open(config).await?;
         broker.spawn_background_tasks();
         tracing::info!(%addr, node_id = broker.node_id, "broker started");
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, FlushPolicy};
-use crate::metadata::{MetadataCommand, MetadataError, MetadataStore};
+use crate::metadata::{Metadata, MetadataCommand, MetadataError, MetadataStore};
 pub use partitions::{Partition, PartitionRegistry};
 pub use topics::AdminError;
 
@@ -35,7 +35,7 @@ pub enum StartError {
 pub struct Broker {
     pub config: Arc<Config>,
     pub node_id: i32,
-    pub metadata: MetadataStore,
+    pub metadata: Metadata,
     pub partitions: PartitionRegistry,
     pub groups: crate::group::GroupCoordinator,
     /// Producer ids for InitProducerId.
@@ -66,28 +66,32 @@ fn new_cluster_id() -> String {
 
 impl Broker {
     /// Opens the broker's state from `config.data_dir`, recovering what is on disk.
-    pub fn open(config: Config) -> Result<Arc<Broker>, StartError> {
+    pub async fn open(config: Config) -> Result<Arc<Broker>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
         })?;
         let config = Arc::new(config);
-        let metadata = MetadataStore::open(&config.data_dir)?;
+        let metadata = Metadata::local(MetadataStore::open(&config.data_dir)?);
         if metadata.image().cluster_id.is_empty() {
-            metadata.propose(MetadataCommand::InitCluster {
-                cluster_id: new_cluster_id(),
-            })?;
+            metadata
+                .propose(MetadataCommand::InitCluster {
+                    cluster_id: new_cluster_id(),
+                })
+                .await?;
         }
         let node_id = config.node_id();
         let host = config.server.advertised_host.clone();
         let port = config.server.port;
         let registered = metadata.image().brokers.get(&node_id).cloned();
         if registered.is_none_or(|b| b.host != host || b.port != port) {
-            metadata.propose(MetadataCommand::RegisterBroker {
-                id: node_id,
-                host,
-                port,
-            })?;
+            metadata
+                .propose(MetadataCommand::RegisterBroker {
+                    id: node_id,
+                    host,
+                    port,
+                })
+                .await?;
         }
         let broker = Arc::new(Broker {
             partitions: PartitionRegistry::new(config.clone()),
@@ -114,8 +118,22 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Runs retention and interval flushes until the process ends.
+    /// Runs retention, interval flushes, group timers, and the partition sync that follows
+    /// metadata changes, until the process ends.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            // Metadata can change without a local request (another node's proposal once the
+            // cluster exists): keep the hosted partitions in line with every new image.
+            let mut changes = broker.metadata.subscribe();
+            while changes.changed().await.is_ok() {
+                let b = broker.clone();
+                let synced = tokio::task::spawn_blocking(move || b.sync_partitions()).await;
+                if let Ok(Err(e)) = synced {
+                    tracing::error!(error = %e.message, "cannot open the partitions of the new metadata");
+                }
+            }
+        });
         let broker = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(broker.config.retention_check_interval);

@@ -10,12 +10,12 @@
 //!   brokers sharing the metadata.
 //! - Ids only grow within a broker's run.
 //!
-//! Concurrency: the block sits behind a `std::sync::Mutex` held for the synchronous
-//! allocation only (one metadata fsync every [`BLOCK_SIZE`] ids), never across an `.await`.
+//! Concurrency: the block sits behind a tokio mutex, held across the (rare) allocation of a
+//! new block so that two callers never allocate two blocks at once.
 
-use std::sync::Mutex;
+use tokio::sync::Mutex;
 
-use crate::metadata::{MetadataCommand, MetadataError, MetadataStore};
+use crate::metadata::{Metadata, MetadataCommand, MetadataError};
 
 /// Ids per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const BLOCK_SIZE: i64 = 1000;
@@ -54,22 +54,24 @@ impl ProducerIdManager {
     }
 
     /// The next unused producer id, allocating a new block of [`BLOCK_SIZE`] ids through
-    /// `metadata` when the current one is used up. Synchronous: the allocation fsyncs the
-    /// metadata log.
-    pub fn next_id(&self, metadata: &MetadataStore) -> Result<i64, ProducerIdError> {
-        let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
+    /// `metadata` when the current one is used up.
+    pub async fn next_id(&self, metadata: &Metadata) -> Result<i64, ProducerIdError> {
+        let mut block = self.block.lock().await;
         if block.next >= block.end {
-            let image = metadata.propose(MetadataCommand::AllocateProducerIds {
-                broker_id: self.broker_id,
-                count: BLOCK_SIZE,
-            })?;
-            // `propose` returns the image right after this command, so the block is the
-            // `BLOCK_SIZE` ids just below the new `next_producer_id`.
-            let end = image.next_producer_id;
-            *block = Block {
-                next: end - BLOCK_SIZE,
-                end,
-            };
+            let image = metadata
+                .propose(MetadataCommand::AllocateProducerIds {
+                    broker_id: self.broker_id,
+                    count: BLOCK_SIZE,
+                })
+                .await?;
+            // Only this manager allocates for this broker id, under this lock: the latest
+            // block recorded for it is the one just allocated.
+            let (next, end) = image
+                .producer_id_blocks
+                .get(&self.broker_id)
+                .copied()
+                .unwrap_or((image.next_producer_id - BLOCK_SIZE, image.next_producer_id));
+            *block = Block { next, end };
             tracing::info!(
                 broker_id = self.broker_id,
                 first = block.next,
@@ -87,26 +89,26 @@ impl ProducerIdManager {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_are_unique_across_blocks_and_restarts() {
+    #[tokio::test]
+    async fn ids_are_unique_across_blocks_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = std::collections::HashSet::new();
-        let store = MetadataStore::open(dir.path()).unwrap();
+        let store = Metadata::local(crate::metadata::MetadataStore::open(dir.path()).unwrap());
         let ids = ProducerIdManager::new(1);
         for _ in 0..(BLOCK_SIZE + 10) {
-            assert!(seen.insert(ids.next_id(&store).unwrap()));
+            assert!(seen.insert(ids.next_id(&store).await.unwrap()));
         }
         assert_eq!(store.image().next_producer_id, 2 * BLOCK_SIZE);
         drop(store);
 
         // A restarted broker skips the rest of its block.
-        let store = MetadataStore::open(dir.path()).unwrap();
+        let store = Metadata::local(crate::metadata::MetadataStore::open(dir.path()).unwrap());
         let ids = ProducerIdManager::new(1);
-        let first = ids.next_id(&store).unwrap();
+        let first = ids.next_id(&store).await.unwrap();
         assert_eq!(first, 2 * BLOCK_SIZE);
         assert!(seen.insert(first));
         // Another broker on the same metadata gets its own block.
         let other = ProducerIdManager::new(2);
-        assert_eq!(other.next_id(&store).unwrap(), 3 * BLOCK_SIZE);
+        assert_eq!(other.next_id(&store).await.unwrap(), 3 * BLOCK_SIZE);
     }
 }

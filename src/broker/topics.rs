@@ -117,7 +117,7 @@ impl Broker {
 
     /// Creates a topic; `partitions` / `replication_factor` of -1 take the broker defaults.
     /// With `validate_only`, checks everything and changes nothing.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
@@ -196,7 +196,7 @@ impl Broker {
                 AdminError::new(ResponseError::UnknownServerError, "preview failed")
             });
         }
-        let image = self.metadata.propose(command)?;
+        let image = self.metadata.propose(command).await?;
         self.sync_partitions()?;
         tracing::info!(topic = name, partitions, "created topic");
         image.topics.get(name).cloned().ok_or_else(|| {
@@ -209,7 +209,7 @@ impl Broker {
 
     /// Creates an internal topic (such as `__consumer_offsets`): the partition limit for
     /// user topics does not apply.
-    pub fn create_internal_topic(
+    pub async fn create_internal_topic(
         &self,
         name: &str,
         partitions: i32,
@@ -222,7 +222,7 @@ impl Broker {
             partitions: self.assign(0, partitions.max(1), 1),
             configs,
         };
-        let image = self.metadata.propose(command)?;
+        let image = self.metadata.propose(command).await?;
         self.sync_partitions()?;
         tracing::info!(topic = name, partitions, "created internal topic");
         image.topics.get(name).cloned().ok_or_else(|| {
@@ -234,7 +234,11 @@ impl Broker {
     }
 
     /// Deletes a topic by name (and, when given, checks its id), removing its data.
-    pub fn delete_topic(&self, name: &str, topic_id: Option<Uuid>) -> Result<Uuid, AdminError> {
+    pub async fn delete_topic(
+        &self,
+        name: &str,
+        topic_id: Option<Uuid>,
+    ) -> Result<Uuid, AdminError> {
         let image = self.metadata.image();
         let topic = match topic_id {
             Some(id) => image.topic_by_id(&id).ok_or_else(|| {
@@ -251,17 +255,19 @@ impl Broker {
             })?,
         };
         let (name, id) = (topic.name.clone(), topic.id);
-        self.metadata.propose(MetadataCommand::DeleteTopic {
-            name: name.clone(),
-            topic_id: id,
-        })?;
+        self.metadata
+            .propose(MetadataCommand::DeleteTopic {
+                name: name.clone(),
+                topic_id: id,
+            })
+            .await?;
         self.sync_partitions()?;
         tracing::info!(topic = %name, "deleted topic");
         Ok(id)
     }
 
     /// Grows a topic to `total` partitions.
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         total: i32,
@@ -300,16 +306,18 @@ impl Broker {
             .first()
             .map(|p| p.replicas.len())
             .unwrap_or(1) as i32;
-        self.metadata.propose(MetadataCommand::CreatePartitions {
-            name: name.to_string(),
-            new_partitions: self.assign(current, total - current, rf),
-        })?;
+        self.metadata
+            .propose(MetadataCommand::CreatePartitions {
+                name: name.to_string(),
+                new_partitions: self.assign(current, total - current, rf),
+            })
+            .await?;
         self.sync_partitions()?;
         Ok(())
     }
 
     /// Sets and deletes topic config overrides.
-    pub fn alter_topic_configs(
+    pub async fn alter_topic_configs(
         &self,
         name: &str,
         set: BTreeMap<String, String>,
@@ -334,11 +342,13 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.metadata.propose(MetadataCommand::AlterTopicConfigs {
-            name: name.to_string(),
-            set,
-            delete,
-        })?;
+        self.metadata
+            .propose(MetadataCommand::AlterTopicConfigs {
+                name: name.to_string(),
+                set,
+                delete,
+            })
+            .await?;
         self.sync_partitions()?;
         Ok(())
     }

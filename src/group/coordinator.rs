@@ -87,18 +87,21 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
     /// FindCoordinator).
-    pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), AdminError> {
+    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), AdminError> {
         if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
             return Ok(());
         }
         let mut configs = BTreeMap::new();
         configs.insert("segment.bytes".to_string(), "104857600".to_string());
         configs.insert("retention.ms".to_string(), "-1".to_string());
-        match broker.create_internal_topic(
-            OFFSETS_TOPIC,
-            broker.config.groups.offsets_topic_partitions,
-            configs,
-        ) {
+        match broker
+            .create_internal_topic(
+                OFFSETS_TOPIC,
+                broker.config.groups.offsets_topic_partitions,
+                configs,
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
             Err(e) => Err(e),
@@ -111,8 +114,7 @@ impl GroupCoordinator {
         broker: &Broker,
         group: &str,
     ) -> Result<BrokerInfo, ResponseError> {
-        self.ensure_offsets_topic(broker)
-            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        // FindCoordinator creates the topic; until then there is no coordinator.
         let image = broker.metadata.image();
         let topic = image
             .topics
@@ -167,6 +169,9 @@ impl GroupCoordinator {
     }
 
     pub async fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> JoinOutcome {
+        if self.ensure_offsets_topic(broker).await.is_err() {
+            return JoinOutcome::error(ResponseError::CoordinatorNotAvailable, &req.member_id);
+        }
         let partition = match self.check_coordinator(broker, group_id) {
             Ok(p) => p,
             Err(e) => return JoinOutcome::error(e, &req.member_id),

@@ -365,17 +365,16 @@ pub fn describe(
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-pub fn incremental_alter(
+pub async fn incremental_alter(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        responses.push({
             let name = r.resource_name.to_string();
-            let outcome = (|| {
+            let outcome = async {
                 match r.resource_type {
                     RESOURCE_TOPIC => {}
                     RESOURCE_BROKER => {
@@ -423,8 +422,11 @@ pub fn incremental_alter(
                         }
                     }
                 }
-                broker.alter_topic_configs(&name, set, delete, request.validate_only)
-            })();
+                broker
+                    .alter_topic_configs(&name, set, delete, request.validate_only)
+                    .await
+            }
+            .await;
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
@@ -434,7 +436,7 @@ pub fn incremental_alter(
                     .with_error_code(e.code())
                     .with_error_message(Some(str_bytes(e.message))),
             }
-        })
-        .collect();
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

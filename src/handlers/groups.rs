@@ -18,7 +18,7 @@ fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
 }
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
     version: i16,
@@ -32,6 +32,11 @@ pub fn find_coordinator(
     } else {
         vec![request.key.to_string()]
     };
+    if request.key_type == 0 {
+        if let Err(e) = broker.groups.ensure_offsets_topic(broker).await {
+            tracing::error!(error = %e.message, "cannot create __consumer_offsets");
+        }
+    }
     let lookups: Vec<(String, Result<crate::metadata::BrokerInfo, ResponseError>)> = keys
         .into_iter()
         .map(|key| {

@@ -32,7 +32,7 @@ fn refused(error: ResponseError) -> InitProducerIdResponse {
         .with_producer_epoch(-1)
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
     _version: i16,
@@ -51,7 +51,7 @@ pub fn handle(
     if (request.producer_id.0 == -1) != (request.producer_epoch == -1) {
         return refused(ResponseError::InvalidRequest);
     }
-    match broker.producer_ids.next_id(&broker.metadata) {
+    match broker.producer_ids.next_id(&broker.metadata).await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

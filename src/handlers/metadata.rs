@@ -73,7 +73,11 @@ const TOPIC_OPERATIONS: i32 =
 const CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let topic_ops = if request.include_topic_authorized_operations {
@@ -116,7 +120,10 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
                     ));
                     continue;
                 }
-                match broker.create_topic(&name, -1, -1, BTreeMap::new(), false) {
+                match broker
+                    .create_topic(&name, -1, -1, BTreeMap::new(), false)
+                    .await
+                {
                     Ok(topic) => {
                         image = broker.metadata.image();
                         out.push(describe_topic(&topic, topic_ops));
@@ -141,7 +148,9 @@ pub fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> M
     MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(
+            broker.metadata.controller_id().unwrap_or(broker.node_id),
+        ))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS

@@ -30,7 +30,7 @@ fn names_seen_twice<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String,
     counts
 }
 
-pub fn create(
+pub async fn create(
     broker: &Arc<Broker>,
     request: CreateTopicsRequest,
     version: i16,
@@ -43,7 +43,7 @@ pub fn create(
             .with_name(topic.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        let outcome = (|| {
+        let outcome = async {
             if duplicates.contains_key(&name) {
                 return Err(AdminError::new(
                     ResponseError::InvalidRequest,
@@ -88,8 +88,11 @@ pub fn create(
                 partitions = topic.assignments.len() as i32;
                 rf = topic.assignments[0].broker_ids.len() as i16;
             }
-            broker.create_topic(&name, partitions, rf, configs, request.validate_only)
-        })();
+            broker
+                .create_topic(&name, partitions, rf, configs, request.validate_only)
+                .await
+        }
+        .await;
         match outcome {
             Ok(created) => {
                 result = result
@@ -138,7 +141,7 @@ pub fn create(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn delete(
+pub async fn delete(
     broker: &Arc<Broker>,
     request: DeleteTopicsRequest,
     version: i16,
@@ -156,11 +159,13 @@ pub fn delete(
             .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        responses.push({
             let by_id = (!id.is_nil()).then_some(id);
-            let outcome = broker.delete_topic(name.as_deref().unwrap_or(""), by_id);
+            let outcome = broker
+                .delete_topic(name.as_deref().unwrap_or(""), by_id)
+                .await;
             let image_name = name.clone();
             let mut r = DeletableTopicResult::default()
                 .with_name(image_name.map(|n| TopicName(str_bytes(n))))
@@ -174,21 +179,20 @@ pub fn delete(
                 }
             }
             r
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
     let duplicates = names_seen_twice(request.topics.iter().map(|t| t.name.0.as_str()));
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        results.push({
             let name = t.name.0.to_string();
             let outcome = if duplicates.contains_key(&name) {
                 Err(AdminError::new(
@@ -196,7 +200,9 @@ pub fn create_partitions(
                     format!("topic '{name}' appears more than once in the request"),
                 ))
             } else {
-                broker.create_partitions(&name, t.count, request.validate_only)
+                broker
+                    .create_partitions(&name, t.count, request.validate_only)
+                    .await
             };
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
@@ -205,7 +211,7 @@ pub fn create_partitions(
                     .with_error_code(e.code())
                     .with_error_message(Some(str_bytes(e.message))),
             }
-        })
-        .collect();
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

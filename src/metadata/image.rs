@@ -50,6 +50,10 @@ pub struct MetadataImage {
     /// written before producer ids existed read as 0.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// The latest block of producer ids given to each broker, `[start, end)`, so a broker
+    /// learns its block from the image whichever commands were applied after its own.
+    #[serde(default)]
+    pub producer_id_blocks: BTreeMap<i32, (i64, i64)>,
     #[serde(skip)]
     topic_names_by_id: HashMap<Uuid, String>,
 }
@@ -238,9 +242,12 @@ impl MetadataImage {
                     p.leader_epoch = *leader_epoch;
                 }
             }
-            MetadataCommand::AllocateProducerIds { count, .. } => {
+            MetadataCommand::AllocateProducerIds { broker_id, count } => {
                 // `check` proved the sum fits.
-                self.next_producer_id = self.next_producer_id.saturating_add(*count);
+                let start = self.next_producer_id;
+                self.next_producer_id = start.saturating_add(*count);
+                self.producer_id_blocks
+                    .insert(*broker_id, (start, self.next_producer_id));
             }
         }
         Ok(())

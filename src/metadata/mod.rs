@@ -6,8 +6,10 @@
 //! mutate state directly, so the Raft cluster can feed the same commands.
 pub mod command;
 pub mod image;
+pub mod service;
 pub mod store;
 
 pub use command::{MetadataCommand, PartitionAssignment};
 pub use image::{ApplyError, BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+pub use service::Metadata;
 pub use store::{write_atomically, MetadataError, MetadataStore};

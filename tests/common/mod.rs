@@ -47,7 +47,7 @@ impl TestBroker {
         let mut config = config_for(dir, extra);
         config.server.port = addr.port();
         config.server.advertised_host = "127.0.0.1".into();
-        let broker = Broker::open(config).expect("broker opens");
+        let broker = Broker::open(config).await.expect("broker opens");
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(broker::server::run(listener, broker.clone(), rx));
         TestBroker {
