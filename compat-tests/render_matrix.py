@@ -8,7 +8,8 @@ RESULTS_TSV lines: target<TAB>client<TAB>stage<TAB>check<TAB>status<TAB>message
   stage   produce | verify | restart-verify | cleanup
   status  PASS | FAIL | SKIP | NOTRUN
 META_JSON: {"date", "commit", "clients": {client: label}, "targets": {target: label},
-            "events": [{"target", "text"}], "scenarios": {client: "path"}}
+            "events": [{"target", "text"}], "scenarios": {"client/scenario": "path"}}
+Checks named group_* (the consumer-group scenarios) get a table of their own.
 """
 
 import json
@@ -20,13 +21,26 @@ CANONICAL = {
                 "produce_snappy", "produce_lz4", "produce_zstd", "message_too_large"],
     "verify": ["metadata", "consume_all", "content_timestamps", "content_none", "content_gzip",
                "content_snappy", "content_lz4", "content_zstd", "partition_order",
-               "record_timestamps", "offsets_for_times"],
+               "record_timestamps", "offsets_for_times", "offsets_for_times_compressed"],
     "cleanup": ["delete_topic"],
 }
 CANONICAL["restart-verify"] = CANONICAL["verify"]
+# the consumer-group scenarios (kcat/scenario_groups.sh, python/scenario_groups.py): own table
+GROUP_CANONICAL = {
+    "produce": ["group_create_topic", "group_produce"],
+    "verify": ["group_join", "group_consume", "group_commit", "group_leave_rebalance",
+               "group_resume_after_rebalance", "group_list", "group_describe",
+               "group_delete_nonempty", "group_commit_before_restart", "group_produce_more",
+               "group_close"],
+    "restart-verify": ["group_committed_after_restart", "group_resume_after_restart",
+                       "group_resume_again", "group_list", "group_describe", "group_commit",
+                       "group_close"],
+    "cleanup": ["group_list_offsets", "group_delete", "group_delete_topic"],
+}
 DESCRIBE = {
     "create_topic": "CreateTopics: 3 partitions, max.message.bytes=10000; visible in Metadata",
-    "produce_timestamps": "produce records with explicit CreateTime timestamps",
+    "produce_timestamps": "explicit CreateTime timestamps: an uncompressed batch, then a "
+                          "zstd batch",
     "produce_none": "produce keyed records with headers, uncompressed",
     "produce_gzip": "... gzip",
     "produce_snappy": "... snappy",
@@ -43,9 +57,64 @@ DESCRIBE = {
     "content_zstd": "zstd records: key, value, headers",
     "partition_order": "per-partition order and contiguous offsets",
     "record_timestamps": "CreateTime timestamps come back as produced",
-    "offsets_for_times": "ListOffsets by timestamp",
+    "offsets_for_times": "ListOffsets by timestamp (uncompressed batches, batch boundaries, "
+                         "past the end)",
+    "offsets_for_times_compressed": "ListOffsets by timestamp landing inside a compressed batch",
     "delete_topic": "DeleteTopics; topic gone from Metadata",
+    "group_create_topic": "CreateTopics: 6 partitions",
+    "group_produce": "produce 600 keyed records",
+    "group_join": "3 consumers subscribe in one group: non-empty, disjoint assignments that "
+                  "cover all 6 partitions",
+    "group_consume": "the group reads every record exactly once (kcat: `kcat -G GROUP -X "
+                     "auto.offset.reset=earliest -J -e TOPIC`, commits on exit)",
+    "group_commit": "sync commit; committed() returns what was consumed",
+    "group_leave_rebalance": "one consumer close()s: the other two take over its partitions",
+    "group_resume_after_rebalance": "the new owners start at the committed offsets: only the "
+                                    "records produced after the rebalance arrive",
+    "group_list": "ListGroups: group listed as Stable; the states filter",
+    "group_describe": "DescribeGroups: Stable, member ids, client ids, assignments, range "
+                      "assignor",
+    "group_delete_nonempty": "DeleteGroups on a group with members: NON_EMPTY_GROUP",
+    "group_commit_before_restart": "sync commit; committed() returns the end offsets",
+    "group_produce_more": "produce 120 more records, to be read after the restart",
+    "group_close": "every member close()s: group listed as Empty",
+    "group_committed_after_restart": "committed() after the restart returns the offsets "
+                                     "committed before it",
+    "group_resume_after_restart": "a new consumer in the group reads exactly the records "
+                                  "produced after the commit (kcat: the same command prints "
+                                  "exactly the new records)",
+    "group_resume_again": "the same kcat command once more prints nothing",
+    "group_list_offsets": "OffsetFetch (list_consumer_group_offsets, all and named partitions) "
+                          "returns the last commit",
+    "group_delete": "DeleteGroups on the empty group: gone from ListGroups, offsets gone",
+    "group_delete_topic": "DeleteTopics; topic gone from Metadata",
 }
+# the Go clients' scenario (compat-tests/go): checks of its own
+DESCRIBE.update({
+    "large_record": "a record whose batch is just under max.message.bytes is accepted",
+    "content_large": "that record reads back intact",
+    "idempotent_producer": "idempotent producer (InitProducerId, sequences): every record "
+                           "acknowledged, offsets in produce order",
+    "idempotent_log": "the idempotent records read back exactly once, in order",
+    "group_committed": "OffsetFetch returns the offsets committed in the produce phase",
+    "group_resume": "a new group member resumes at the committed offsets",
+    "admin_describe_topic": "Metadata of a new 2-partition topic: leader, replicas, ISR",
+    "admin_create_partitions": "CreatePartitions 2 -> 4, visible in Metadata",
+    "admin_alter_configs": "IncrementalAlterConfigs: retention.ms, max.message.bytes",
+    "admin_describe_configs": "DescribeConfigs: the altered values, not as defaults; "
+                              "defaults listed too",
+    "admin_alter_configs_legacy": "AlterConfigs (the non-incremental API) replaces the "
+                                  "topic's configs",
+    "admin_persisted": "partition count and configs as last set",
+})
+# the Java client (compat-tests/java) and Kafka's CLI tools (compat-tests/kafka-cli)
+DESCRIBE.update({
+    "produce_after_rejection": "the idempotent producer goes on after MESSAGE_TOO_LARGE "
+                               "(Java bumps its epoch client-side)",
+    "producer_perf_test": "kafka-producer-perf-test: 20000 records, acks=all, no errors",
+    "metadata_quorum": "kafka-metadata-quorum (DescribeQuorum)",
+    "group_reset_offsets": "kafka-consumer-groups --reset-offsets --to-earliest --execute",
+})
 CELL = {"PASS": "pass", "FAIL": "**FAIL**", "SKIP": "n.a.", "NOTRUN": "not run"}
 
 
@@ -54,6 +123,7 @@ def main(results_path, meta_path, out_path):
         meta = json.load(f)
     results = {}
     order = {s: list(CANONICAL[s]) for s, _ in STAGES}
+    group_order = {s: list(GROUP_CANONICAL[s]) for s, _ in STAGES}
     with open(results_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -62,8 +132,9 @@ def main(results_path, meta_path, out_path):
             target, client, stage, check, status = parts[:5]
             msg = parts[5] if len(parts) > 5 else ""
             results[(target, client, stage, check)] = (status, msg)
-            if stage in order and check not in order[stage]:
-                order[stage].append(check)
+            where = group_order if check.startswith("group_") else order
+            if stage in where and check not in where[stage]:
+                where[stage].append(check)
 
     clients = list(meta["clients"])
     targets = list(meta["targets"])
@@ -91,27 +162,43 @@ def main(results_path, meta_path, out_path):
                                        for t, label in meta["targets"].items())
                + ".")
     out.append("")
-    head = "| scenario | " + " | ".join(f"{c} / {short.get(t, t)}" for c, t in columns) + " |"
-    out.append(head)
-    out.append("|---|" + "---|" * len(columns))
-    totals = {col: {"PASS": 0, "FAIL": 0} for col in columns}
-    for stage, prefix in STAGES:
-        for check in order[stage]:
-            if not any((t, c, stage, check) in results for c, t in columns):
-                continue
-            name = f"{prefix}{check}"
-            desc = DESCRIBE.get(check, "")
-            label = f"`{name}`" + (f" ({desc})" if desc and not prefix else "")
-            cells = []
-            for c, t in columns:
-                st = results.get((t, c, stage, check), ("SKIP", ""))[0]
-                if st in totals[(c, t)]:
-                    totals[(c, t)][st] += 1
-                cells.append(cell(c, t, stage, check))
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
-    out.append("| **total** | " + " | ".join(
-        f"{totals[col]['PASS']} passed, {totals[col]['FAIL']} failed" for col in columns) + " |")
-    out.append("")
+    def table(rows):
+        if not any((t, c, stage, check) in results
+                   for stage, _ in STAGES for check in rows[stage] for c, t in columns):
+            return False
+        head = "| scenario | " + " | ".join(f"{c} / {short.get(t, t)}" for c, t in columns) + " |"
+        out.append(head)
+        out.append("|---|" + "---|" * len(columns))
+        totals = {col: {"PASS": 0, "FAIL": 0} for col in columns}
+        for stage, prefix in STAGES:
+            for check in rows[stage]:
+                if not any((t, c, stage, check) in results for c, t in columns):
+                    continue
+                name = f"{prefix}{check}"
+                desc = DESCRIBE.get(check, "")
+                # after-restart rows repeat a verify check: its description is above
+                repeat = prefix and check in rows["verify"]
+                label = f"`{name}`" + (f" ({desc})" if desc and not repeat else "")
+                cells = []
+                for c, t in columns:
+                    st = results.get((t, c, stage, check), ("SKIP", ""))[0]
+                    if st in totals[(c, t)]:
+                        totals[(c, t)][st] += 1
+                    cells.append(cell(c, t, stage, check))
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("| **total** | " + " | ".join(
+            f"{totals[col]['PASS']} passed, {totals[col]['FAIL']} failed" for col in columns)
+            + " |")
+        out.append("")
+        return True
+
+    table(order)
+    group_rows = len(out)
+    out += ["## Consumer groups", "",
+            "Same phases; the group scenarios have their own `after restart:` checks (the "
+            "consumer resumes from the offsets committed before the restart).", ""]
+    if not table(group_order):
+        del out[group_rows:]
 
     fails = [(k, v) for k, v in results.items() if v[0] in ("FAIL", "NOTRUN") and v[1]]
     if fails:
@@ -128,7 +215,7 @@ def main(results_path, meta_path, out_path):
 
     notes = []
     for (t, c, stage, check), (status, msg) in sorted(results.items()):
-        if status == "SKIP" and msg and stage == "produce":
+        if status == "SKIP" and msg and stage in ("produce", "verify"):
             notes.append(f"- {c} / `{check}` is n.a.: {msg}")
     for ev in meta.get("events", []):
         notes.append(f"- {short.get(ev['target'], ev['target'])}: {ev['text']}")

@@ -58,7 +58,7 @@ fetch() {
     mkdir -p "$KAFKA_HOME"
     local tmp
     tmp="$(mktemp -d "$KAFKA_HOME/libs.tmp.XXXXXX")"
-    if ! mvn -B -q -f "$REF_DIR/pom.xml" \
+    if ! mvn -B -q -Dstyle.color=never -f "$REF_DIR/pom.xml" \
             -Dkafka.version="$KAFKA_VERSION" \
             -DincludeScope=runtime \
             -DoutputDirectory="$tmp" \
@@ -229,7 +229,7 @@ start() {
     # shellcheck disable=SC2046
     if ! java -Xmx256m -Dlog4j2.configurationFile="$REF_DIR/tools-log4j2.properties" \
             -cp "$(classpath)" kafka.tools.StorageTool format \
-            -t "$cluster_id" -c "$sd/server.properties" >> "$logf" 2>&1; then
+            --cluster-id="$cluster_id" -c "$sd/server.properties" >> "$logf" 2>&1; then
         tail -n 20 "$logf" >&2
         die "kafka.tools.StorageTool format failed"
     fi
@@ -239,14 +239,14 @@ start() {
 stop_pid() {
     local pid="$1"
     kill -TERM "$pid" 2>/dev/null || return 0
-    local i
-    for i in $(seq 1 120); do
+
+    for _ in $(seq 1 120); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.25
     done
     log "pid $pid did not stop within 30s; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 1 40); do
+    for _ in $(seq 1 40); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.25
     done
