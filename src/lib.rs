@@ -10,6 +10,7 @@
 //! - [`group`]: consumer groups and committed offsets (`__consumer_offsets`).
 //! - [`broker`]: the shared state handlers work on (logs, metadata, groups).
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handlers;

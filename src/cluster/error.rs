@@ -21,7 +21,10 @@ pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub enum ClusterError {
     /// The `cluster` section cannot start a node.
     #[error("invalid configuration {field}: {message}")]
-    Config { field: &'static str, message: String },
+    Config {
+        field: &'static str,
+        message: String,
+    },
 
     /// The Raft listener could not bind.
     #[error(

@@ -16,8 +16,9 @@
 //! - Every segment but the last is complete and fsynced: a new segment is only created after
 //!   the previous one was synced. So a torn frame can only sit at the end of the last segment,
 //!   and recovery cuts it off; a bad frame anywhere else is corruption and stops the node.
-//! - The entries above the purge point are contiguous across segments, and segment `n` holds
-//!   index `first + k` at its `k`-th frame.
+//! - Entry indexes strictly increase across frames and segments, and a segment's name is at
+//!   most its first index. (openraft appends contiguously; its storage suite also appends
+//!   with holes, which the format therefore represents.)
 //! - `purged.json` is written (durably) before the segments it covers are deleted, and a
 //!   truncation deletes later segments newest-first before cutting the containing one, so a
 //!   crash in the middle of either leaves a log recovery accepts.
@@ -78,15 +79,18 @@ pub enum LogStoreError {
     )]
     Failed(String),
     #[error(
-        "Raft log entry {got} does not follow the last entry {last}; this is a bug in the \
+        "Raft log entry {got} does not come after the last entry {last}; this is a bug in the \
          caller, please report it"
     )]
-    NotContiguous { last: u64, got: u64 },
+    NotIncreasing { last: u64, got: u64 },
     #[error("could not encode Raft log entry {index}: {reason}")]
     Encode { index: u64, reason: String },
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogStoreError + '_ {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> LogStoreError + 'a {
     move |source| LogStoreError::Io {
         action,
         path: path.to_path_buf(),
@@ -150,15 +154,15 @@ fn decode_frame(bytes: &[u8]) -> Result<(Entry, usize), FrameProblem> {
 struct Segment {
     path: PathBuf,
     file: File,
-    /// Byte offset of the `k`-th frame (index `base + k`).
-    offsets: Vec<u64>,
+    /// `(entry index, byte offset)` of every frame, in file order.
+    frames: Vec<(u64, u64)>,
     /// Bytes of complete frames.
     len: u64,
 }
 
 impl Segment {
-    fn next_index(&self, base: u64) -> u64 {
-        base + self.offsets.len() as u64
+    fn last_index(&self) -> Option<u64> {
+        self.frames.last().map(|(i, _)| *i)
     }
 }
 
@@ -236,7 +240,10 @@ fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<
 impl DiskLog {
     /// Opens (or creates) the log under `dir` and recovers it: a torn tail of the last
     /// segment is cut off, segments left behind by an interrupted purge are deleted.
-    pub fn open(dir: &Path, entries_per_segment: u64) -> Result<(DiskLog, Recovered), LogStoreError> {
+    pub fn open(
+        dir: &Path,
+        entries_per_segment: u64,
+    ) -> Result<(DiskLog, Recovered), LogStoreError> {
         let segment_dir = dir.join("segments");
         fs::create_dir_all(&segment_dir).map_err(io_err("create directory", &segment_dir))?;
         let lock = lock_dir(dir)?;
@@ -285,6 +292,18 @@ impl DiskLog {
                 (None, _) => !is_last,
                 (Some(_), None) => false,
             };
+            if let (Some(first), Some((&last, _))) = (found.first(), entries.last_key_value()) {
+                if first.log_id.index <= last {
+                    return Err(LogStoreError::Corrupt {
+                        path: segment.path.clone(),
+                        offset: 0,
+                        reason: format!(
+                            "starts with entry {} but an earlier segment ends with entry {last}",
+                            first.log_id.index
+                        ),
+                    });
+                }
+            }
             if fully_purged {
                 fs::remove_file(&segment.path).map_err(io_err("delete", &segment.path))?;
                 log.dir_dirty = true;
@@ -293,19 +312,6 @@ impl DiskLog {
             for entry in found {
                 if purged_index.is_some_and(|p| entry.log_id.index <= p) {
                     continue;
-                }
-                if let Some((&last, _)) = entries.last_key_value() {
-                    if entry.log_id.index != last + 1 {
-                        return Err(LogStoreError::Corrupt {
-                            path: segment.path.clone(),
-                            offset: 0,
-                            reason: format!(
-                                "entries {} to {} are missing",
-                                last + 1,
-                                entry.log_id.index - 1
-                            ),
-                        });
-                    }
                 }
                 entries.insert(entry.log_id.index, entry);
             }
@@ -326,7 +332,11 @@ impl DiskLog {
         ))
     }
 
-    fn recover_segment(&self, base: u64, is_last: bool) -> Result<(Segment, Vec<Entry>), LogStoreError> {
+    fn recover_segment(
+        &self,
+        base: u64,
+        is_last: bool,
+    ) -> Result<(Segment, Vec<Entry>), LogStoreError> {
         let path = self.segment_dir.join(segment_name(base));
         let file = OpenOptions::new()
             .read(true)
@@ -334,20 +344,20 @@ impl DiskLog {
             .open(&path)
             .map_err(io_err("open", &path))?;
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-        let mut offsets = Vec::new();
+        let mut frames: Vec<(u64, u64)> = Vec::new();
         let mut found = Vec::new();
         let mut pos = 0usize;
         while pos < bytes.len() {
             let problem = match decode_frame(&bytes[pos..]) {
                 Ok((entry, n)) => {
-                    let expected = base + offsets.len() as u64;
-                    if entry.log_id.index != expected {
+                    let index = entry.log_id.index;
+                    let floor = frames.last().map_or(base, |(i, _)| i + 1);
+                    if index < floor {
                         FrameProblem::Bad(format!(
-                            "holds entry {} where entry {expected} belongs",
-                            entry.log_id.index
+                            "holds entry {index} where an entry from {floor} on belongs"
                         ))
                     } else {
-                        offsets.push(pos as u64);
+                        frames.push((index, pos as u64));
                         found.push(entry);
                         pos += n;
                         continue;
@@ -357,9 +367,9 @@ impl DiskLog {
             };
             // A crash mid-append leaves a partial last frame, or a complete-length frame whose
             // tail never reached the disk, or zeroes the file system allocated.
-            let frame_end = bytes
-                .get(pos..pos + FRAME_HEADER)
-                .map(|h| pos + FRAME_HEADER + u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize);
+            let frame_end = bytes.get(pos..pos + FRAME_HEADER).map(|h| {
+                pos + FRAME_HEADER + u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize
+            });
             let torn = match &problem {
                 FrameProblem::PastEnd => true,
                 FrameProblem::Bad(_) => {
@@ -384,7 +394,8 @@ impl DiskLog {
                 dropped_bytes = bytes.len() - pos,
                 "dropping a torn tail of the Raft log (a write that never completed)"
             );
-            file.set_len(pos as u64).map_err(io_err("truncate", &path))?;
+            file.set_len(pos as u64)
+                .map_err(io_err("truncate", &path))?;
             file.sync_all().map_err(io_err("fsync", &path))?;
             break;
         }
@@ -392,7 +403,7 @@ impl DiskLog {
             Segment {
                 path,
                 file,
-                offsets,
+                frames,
                 len: pos as u64,
             },
             found,
@@ -438,7 +449,7 @@ impl DiskLog {
                 .file
                 .write_all_at(frame, segment.len)
                 .map_err(io_err("append to", &segment.path))?;
-            segment.offsets.push(segment.len);
+            segment.frames.push((*index, segment.len));
             segment.len += frame.len() as u64;
             self.dirty.insert(base);
         }
@@ -448,25 +459,26 @@ impl DiskLog {
     /// The base of the segment entry `index` goes into, rolling to a new segment if needed.
     fn segment_for(&mut self, index: u64) -> Result<u64, LogStoreError> {
         if let Some((&base, segment)) = self.segments.last_key_value() {
-            let next = segment.next_index(base);
-            if next == index {
-                let full = segment.offsets.len() as u64 >= self.entries_per_segment
-                    || segment.len >= SEGMENT_MAX_BYTES;
-                if !full {
-                    return Ok(base);
+            match segment.last_index() {
+                Some(last) if index <= last => {
+                    return Err(LogStoreError::NotIncreasing { last, got: index })
                 }
-            } else if segment.offsets.is_empty() {
-                // An empty segment left by a truncation or purge: its base is wrong now.
-                let path = segment.path.clone();
-                self.segments.remove(&base);
-                self.dirty.remove(&base);
-                fs::remove_file(&path).map_err(io_err("delete", &path))?;
-                self.dir_dirty = true;
-            } else {
-                return Err(LogStoreError::NotContiguous {
-                    last: next.saturating_sub(1),
-                    got: index,
-                });
+                Some(_) => {
+                    let full = segment.frames.len() as u64 >= self.entries_per_segment
+                        || segment.len >= SEGMENT_MAX_BYTES;
+                    if !full {
+                        return Ok(base);
+                    }
+                }
+                None if index >= base => return Ok(base),
+                None => {
+                    // An empty segment named above the entry: start a correctly named one.
+                    let path = segment.path.clone();
+                    self.segments.remove(&base);
+                    self.dirty.remove(&base);
+                    fs::remove_file(&path).map_err(io_err("delete", &path))?;
+                    self.dir_dirty = true;
+                }
             }
         }
         // Only the last segment may be torn: make the current one durable before rolling.
@@ -484,7 +496,7 @@ impl DiskLog {
             Segment {
                 path,
                 file,
-                offsets: Vec::new(),
+                frames: Vec::new(),
                 len: 0,
             },
         );
@@ -524,17 +536,21 @@ impl DiskLog {
 
     fn truncate_inner(&mut self, since: u64) -> Result<(), LogStoreError> {
         self.sync()?;
-        let doomed: Vec<u64> = self.segments.range(since..).map(|(b, _)| *b).rev().collect();
+        let doomed: Vec<u64> = self
+            .segments
+            .range(since..)
+            .map(|(b, _)| *b)
+            .rev()
+            .collect();
         for base in doomed {
             if let Some(segment) = self.segments.remove(&base) {
                 fs::remove_file(&segment.path).map_err(io_err("delete", &segment.path))?;
                 self.dir_dirty = true;
             }
         }
-        if let Some((&base, segment)) = self.segments.range_mut(..since).next_back() {
-            let keep = (since - base) as usize;
-            if keep < segment.offsets.len() {
-                let cut = segment.offsets[keep];
+        if let Some((_, segment)) = self.segments.range_mut(..since).next_back() {
+            let keep = segment.frames.partition_point(|(i, _)| *i < since);
+            if let Some(&(_, cut)) = segment.frames.get(keep) {
                 segment
                     .file
                     .set_len(cut)
@@ -543,7 +559,7 @@ impl DiskLog {
                     .file
                     .sync_all()
                     .map_err(io_err("fsync", &segment.path))?;
-                segment.offsets.truncate(keep);
+                segment.frames.truncate(keep);
                 segment.len = cut;
             }
         }
@@ -568,7 +584,7 @@ impl DiskLog {
         let doomed: Vec<u64> = self
             .segments
             .iter()
-            .filter(|(base, s)| s.next_index(**base) <= upto.index + 1)
+            .filter(|(base, s)| s.last_index().unwrap_or(**base) <= upto.index)
             .map(|(b, _)| *b)
             .collect();
         for base in doomed {
@@ -699,11 +715,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = DiskLog::open(dir.path(), 4).unwrap();
         append(&mut log, 1..12); // segments 1, 5, 9
-        assert_eq!(log.segments.keys().copied().collect::<Vec<_>>(), vec![1, 5, 9]);
+        assert_eq!(
+            log.segments.keys().copied().collect::<Vec<_>>(),
+            vec![1, 5, 9]
+        );
         log.truncate(6).unwrap(); // keeps 1..=5
         assert_eq!(log.segments.keys().copied().collect::<Vec<_>>(), vec![1, 5]);
         append(&mut log, 6..10);
-        log.purge(&LogId::new(CommittedLeaderId::new(1, 1), 5)).unwrap();
+        log.purge(&LogId::new(CommittedLeaderId::new(1, 1), 5))
+            .unwrap();
         // Segment 1 (1..=4) is gone, segment 5 (5..=8) still holds 6..=8.
         assert_eq!(log.segments.keys().copied().collect::<Vec<_>>(), vec![5, 9]);
         drop(log);
@@ -711,7 +731,8 @@ mod tests {
         assert_eq!(indexes(&rec), vec![6, 7, 8, 9]);
         assert_eq!(rec.purged.map(|p| p.index), Some(5));
         // Purging past the end leaves no entries; appends continue after the purge point.
-        log.purge(&LogId::new(CommittedLeaderId::new(1, 1), 20)).unwrap();
+        log.purge(&LogId::new(CommittedLeaderId::new(1, 1), 20))
+            .unwrap();
         append(&mut log, 21..23);
         drop(log);
         let (_, rec) = DiskLog::open(dir.path(), 4).unwrap();

@@ -12,6 +12,7 @@
 //!   A vote that is not durable would let a restarted node vote twice in one term.
 //! - All writes are applied to the files in call order (one queue, one thread), so a vote
 //!   saved after an append is never on disk before it, as openraft requires.
+//! - Entry indexes strictly increase (openraft appends contiguously after a truncate).
 //! - Memory changes before the call returns (entries are readable as soon as `append`
 //!   returns), and memory and files hold the same entries once the queue is drained.
 //! - After one failed write the store fails every later write: an fsync that failed once may
@@ -236,7 +237,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Readable at once; `callback` fires once the entries are fsynced.
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -244,9 +249,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut frames = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let frame = encode_frame(entry).map_err(|e| {
-                storage_err(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, &e)
-            })?;
+            let frame = encode_frame(entry)
+                .map_err(|e| storage_err(ErrorSubject::Log(entry.log_id), ErrorVerb::Write, &e))?;
             frames.push((entry.log_id.index, frame));
         }
         {
@@ -255,8 +259,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut last = mem.entries.last_key_value().map(|(i, _)| *i);
             for (index, _) in &frames {
                 if let Some(l) = last {
-                    if *index != l + 1 {
-                        let e = LogStoreError::NotContiguous { last: l, got: *index };
+                    if *index <= l {
+                        let e = LogStoreError::NotIncreasing {
+                            last: l,
+                            got: *index,
+                        };
                         return Err(storage_err(ErrorSubject::Logs, ErrorVerb::Write, &e));
                     }
                 }

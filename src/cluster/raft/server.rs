@@ -18,11 +18,17 @@ use tokio::sync::watch;
 use super::types::{NodeId, Raft};
 use super::wire::{self, ForwardRefusal, RequestEnvelope, RpcRequest, RpcResponse};
 
+/// Resolves once shutdown is requested (or its sender is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// Serves peers until `shutdown` fires.
-pub async fn serve(listener: TcpListener, raft: Raft, me: NodeId, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, raft: Raft, me: NodeId, shutdown: watch::Receiver<bool>) {
+    let mut stop = shutdown.clone();
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = stopping(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "Raft peer connected");
@@ -39,13 +45,18 @@ pub async fn serve(listener: TcpListener, raft: Raft, me: NodeId, mut shutdown: 
     tracing::debug!("Raft listener stopped");
 }
 
-async fn connection(stream: TcpStream, raft: Raft, me: NodeId, mut shutdown: watch::Receiver<bool>) {
+async fn connection(
+    stream: TcpStream,
+    raft: Raft,
+    me: NodeId,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     loop {
         let request: RequestEnvelope = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = stopping(&mut shutdown) => return,
             r = wire::read_frame(&mut rd) => match r {
                 Ok(r) => r,
                 Err(wire::WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
@@ -56,7 +67,7 @@ async fn connection(stream: TcpStream, raft: Raft, me: NodeId, mut shutdown: wat
             },
         };
         let response = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = stopping(&mut shutdown) => return,
             r = handle(&raft, me, request) => r,
         };
         let frame = match wire::encode(&response) {
@@ -89,14 +100,20 @@ async fn handle(raft: &Raft, me: NodeId, request: RequestEnvelope) -> RpcRespons
     match request.body {
         RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
         RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
-        RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
-        RpcRequest::Forward(command) => RpcResponse::Forward(match raft.client_write(command).await {
-            Ok(written) => Ok(written.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ForwardRefusal::NotLeader { leader: f.leader_id })
-            }
-            Err(RaftError::APIError(e)) => Err(ForwardRefusal::Stopped(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ForwardRefusal::Stopped(e.to_string())),
-        }),
+        RpcRequest::InstallSnapshot(r) => {
+            RpcResponse::InstallSnapshot(raft.install_snapshot(r).await)
+        }
+        RpcRequest::Forward(command) => {
+            RpcResponse::Forward(match raft.client_write(command).await {
+                Ok(written) => Ok(written.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(ForwardRefusal::NotLeader {
+                        leader: f.leader_id,
+                    })
+                }
+                Err(RaftError::APIError(e)) => Err(ForwardRefusal::Stopped(e.to_string())),
+                Err(RaftError::Fatal(e)) => Err(ForwardRefusal::Stopped(e.to_string())),
+            })
+        }
     }
 }

@@ -134,10 +134,7 @@ fn encode_file(snap: &StoredSnapshot) -> Result<Vec<u8>, SnapshotError> {
 }
 
 fn decode_file(bytes: &[u8]) -> Result<StoredSnapshot, String> {
-    let body_len = bytes
-        .len()
-        .checked_sub(4)
-        .ok_or("the file is too short")?;
+    let body_len = bytes.len().checked_sub(4).ok_or("the file is too short")?;
     let (body, crc) = bytes.split_at(body_len);
     if crc32c::crc32c(body).to_be_bytes() != crc {
         return Err("CRC-32C mismatch".into());
@@ -145,7 +142,9 @@ fn decode_file(bytes: &[u8]) -> Result<StoredSnapshot, String> {
     let rest = body.strip_prefix(MAGIC).ok_or("not a snapshot file")?;
     let (len, rest) = rest.split_at_checked(4).ok_or("truncated header")?;
     let meta_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let (meta, rest) = rest.split_at_checked(meta_len).ok_or("truncated metadata")?;
+    let (meta, rest) = rest
+        .split_at_checked(meta_len)
+        .ok_or("truncated metadata")?;
     let (len, data) = rest.split_at_checked(8).ok_or("truncated header")?;
     let mut n = [0u8; 8];
     n.copy_from_slice(len);
@@ -228,10 +227,12 @@ impl ClusterStateMachine {
         })?;
         let path = dir.join(SNAPSHOT_FILE);
         let current = match std::fs::read(&path) {
-            Ok(bytes) => Some(decode_file(&bytes).map_err(|reason| SnapshotError::Corrupt {
-                path: path.clone(),
-                reason,
-            })?),
+            Ok(bytes) => Some(
+                decode_file(&bytes).map_err(|reason| SnapshotError::Corrupt {
+                    path: path.clone(),
+                    reason,
+                })?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(SnapshotError::Io {
@@ -415,7 +416,9 @@ impl RaftStateMachine<TypeConfig> for ClusterStateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::Snapshot<TypeConfig>>, StorageError> {
         let current = self.slot.lock().clone();
         Ok(current.map(|snap| openraft::Snapshot {
             meta: snap.meta,
@@ -475,7 +478,12 @@ mod tests {
         ])
         .await
         .unwrap();
-        let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
         drop(sm);
         let mut sm = ClusterStateMachine::open(dir.path()).unwrap();
         let (applied, membership) = sm.applied_state().await.unwrap();

@@ -75,10 +75,15 @@ pub enum ForwardRefusal {
 pub enum RpcResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     Forward(Result<CommandResponse, ForwardRefusal>),
     /// The request was meant for another node id.
-    WrongNode { expected: NodeId, actual: NodeId },
+    WrongNode {
+        expected: NodeId,
+        actual: NodeId,
+    },
 }
 
 /// Serializes `msg` into a frame (length prefix included), refusing oversized ones.
@@ -101,7 +106,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Resu
 }
 
 /// Reads one frame and decodes it.
-pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, WireError> {
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> Result<T, WireError> {
     let len = r.read_u32().await? as usize;
     if len > MAX_FRAME_BYTES {
         return Err(WireError::TooLarge(len));
@@ -135,7 +142,10 @@ mod tests {
         let mut r: &[u8] = &frame;
         let back: RequestEnvelope = read_frame(&mut r).await.unwrap();
         assert_eq!(back.to, 2);
-        assert!(matches!(back.body, RpcRequest::Forward(MetadataCommand::InitCluster { .. })));
+        assert!(matches!(
+            back.body,
+            RpcRequest::Forward(MetadataCommand::InitCluster { .. })
+        ));
         let mut garbage: &[u8] = &[0, 0, 0, 2, b'{', b'x'];
         let r: Result<RequestEnvelope, _> = read_frame(&mut garbage).await;
         assert!(matches!(r, Err(WireError::Decode(_))));
