@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod fsutil;
 pub mod group;
 pub mod handlers;
 pub mod log;

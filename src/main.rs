@@ -122,10 +122,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
         broker::server::run(listener, broker.clone(), rx).await;
-        let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.close_all())
-            .await
-            .ok();
+        broker.shutdown().await;
         tracing::info!("broker stopped");
         Ok(())
     })

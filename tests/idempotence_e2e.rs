@@ -251,7 +251,7 @@ async fn a_retry_after_a_broker_restart_is_still_a_duplicate() {
     assert_eq!(send(&mut c, "restart", next.clone()).await.base_offset, 12);
     // Unclean restart: the old broker is abandoned without closing its logs, so the new one
     // recovers and replays the batches after the last snapshot.
-    drop(b);
+    b.crash().await;
     let b = TestBroker::start(dir.path()).await;
     let mut c = b.client().await;
     let p = send(&mut c, "restart", next).await;

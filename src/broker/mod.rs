@@ -12,8 +12,9 @@ pub mod topics;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cluster::{ClusterError, Manager};
 use crate::config::{Config, FlushPolicy};
-use crate::metadata::{Metadata, MetadataCommand, MetadataError, MetadataStore};
+use crate::metadata::{Metadata, MetadataCommand, ProposeError};
 pub use partitions::{Partition, PartitionRegistry};
 pub use topics::AdminError;
 
@@ -26,7 +27,9 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(#[from] ProposeError),
+    #[error("cannot start the Raft metadata node: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("cannot open partition data: {0}")]
     Partitions(String),
 }
@@ -72,7 +75,11 @@ impl Broker {
             source,
         })?;
         let config = Arc::new(config);
-        let metadata = Metadata::local(MetadataStore::open(&config.data_dir)?);
+        let mut cluster = config.cluster.clone();
+        if cluster.data_dir.is_none() {
+            cluster.data_dir = Some(config.data_dir.join("__raft"));
+        }
+        let metadata = Metadata::raft(Manager::start(&cluster).await?);
         if metadata.image().cluster_id.is_empty() {
             metadata
                 .propose(MetadataCommand::InitCluster {
@@ -193,7 +200,15 @@ impl Broker {
         }
     }
 
-    /// Clean shutdown: flushes and closes every partition log, leaving the clean-shutdown
+    /// Clean shutdown: closes every partition log (see [`Broker::close_all`]), then stops
+    /// the Raft node so its port and data directory are free when this returns.
+    pub async fn shutdown(self: &Arc<Self>) {
+        let b = self.clone();
+        let _ = tokio::task::spawn_blocking(move || b.close_all()).await;
+        self.metadata.shutdown().await;
+    }
+
+    /// Flushes and closes every partition log, leaving the clean-shutdown
     /// marker so the next start only checks the tail of the last segment. Later writes to a
     /// closed log are refused.
     pub fn close_all(&self) {

@@ -66,7 +66,7 @@ fn read_topic_id(dir: &Path) -> Option<Uuid> {
 
 fn write_topic_id(dir: &Path, id: Uuid) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    crate::metadata::write_atomically(
+    crate::fsutil::write_atomically(
         &dir.join(PARTITION_METADATA),
         format!("version: 0\ntopic_id: {id}\n").as_bytes(),
     )

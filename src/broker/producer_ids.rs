@@ -15,7 +15,7 @@
 
 use tokio::sync::Mutex;
 
-use crate::metadata::{Metadata, MetadataCommand, MetadataError};
+use crate::metadata::{Metadata, MetadataCommand, ProposeError};
 
 /// Ids per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const BLOCK_SIZE: i64 = 1000;
@@ -28,7 +28,7 @@ pub enum ProducerIdError {
         "could not allocate a new block of producer ids through the metadata log: {0}; the \
          client retries InitProducerId, check the broker's metadata directory if this persists"
     )]
-    Allocate(#[from] MetadataError),
+    Allocate(#[from] ProposeError),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,20 +89,26 @@ impl ProducerIdManager {
 mod tests {
     use super::*;
 
+    async fn single_node(dir: &std::path::Path) -> Metadata {
+        let mut cluster = crate::config::Config::default().cluster;
+        cluster.data_dir = Some(dir.to_path_buf());
+        Metadata::raft(crate::cluster::Manager::start(&cluster).await.unwrap())
+    }
+
     #[tokio::test]
     async fn ids_are_unique_across_blocks_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = std::collections::HashSet::new();
-        let store = Metadata::local(crate::metadata::MetadataStore::open(dir.path()).unwrap());
+        let store = single_node(dir.path()).await;
         let ids = ProducerIdManager::new(1);
         for _ in 0..(BLOCK_SIZE + 10) {
             assert!(seen.insert(ids.next_id(&store).await.unwrap()));
         }
         assert_eq!(store.image().next_producer_id, 2 * BLOCK_SIZE);
-        drop(store);
+        store.shutdown().await;
 
         // A restarted broker skips the rest of its block.
-        let store = Metadata::local(crate::metadata::MetadataStore::open(dir.path()).unwrap());
+        let store = single_node(dir.path()).await;
         let ids = ProducerIdManager::new(1);
         let first = ids.next_id(&store).await.unwrap();
         assert_eq!(first, 2 * BLOCK_SIZE);
@@ -110,5 +116,6 @@ mod tests {
         // Another broker on the same metadata gets its own block.
         let other = ProducerIdManager::new(2);
         assert_eq!(other.next_id(&store).await.unwrap(), 3 * BLOCK_SIZE);
+        store.shutdown().await;
     }
 }

@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::Broker;
-use crate::metadata::{MetadataCommand, MetadataError, PartitionAssignment, TopicImage};
+use crate::metadata::{MetadataCommand, PartitionAssignment, ProposeError, TopicImage};
 use crate::topic_config;
 
 /// A refused admin operation: the Kafka error and a message for the client.
@@ -33,17 +33,22 @@ impl AdminError {
     }
 }
 
-impl From<MetadataError> for AdminError {
-    fn from(e: MetadataError) -> Self {
+impl From<ProposeError> for AdminError {
+    fn from(e: ProposeError) -> Self {
         use crate::metadata::ApplyError;
         match &e {
-            MetadataError::Apply(ApplyError::TopicExists(_)) => {
+            ProposeError::Apply(ApplyError::TopicExists(_)) => {
                 AdminError::new(ResponseError::TopicAlreadyExists, e.to_string())
             }
-            MetadataError::Apply(ApplyError::UnknownTopic(_)) => {
+            ProposeError::Apply(ApplyError::UnknownTopic(_)) => {
                 AdminError::new(ResponseError::UnknownTopicOrPartition, e.to_string())
             }
-            _ => AdminError::new(ResponseError::KafkaStorageError, e.to_string()),
+            ProposeError::Cluster(c) => AdminError::new(
+                ResponseError::try_from_code(c.kafka_error_code())
+                    .unwrap_or(ResponseError::UnknownServerError),
+                e.to_string(),
+            ),
+            _ => AdminError::new(ResponseError::InvalidRequest, e.to_string()),
         }
     }
 }
@@ -175,7 +180,7 @@ impl Broker {
         if validate_only {
             image
                 .check(&command)
-                .map_err(|e| AdminError::from(MetadataError::Apply(e)))?;
+                .map_err(|e| AdminError::from(ProposeError::Apply(e)))?;
             let MetadataCommand::CreateTopic {
                 topic_id,
                 partitions,

@@ -1,65 +1,74 @@
 //! The metadata service the broker talks to: read the current image, watch it change, and
-//! propose commands. Behind it sits the single-node durable store today; the Raft cluster
-//! plugs in here, so handlers never change when the backend does.
+//! propose commands. Behind it sits the Raft cluster (`crate::cluster::Manager`): on a
+//! single node a one-voter cluster, through the same code path as three nodes.
 //!
-//! Invariant: `propose` returns only after the command is durable and applied locally, so
-//! the caller's next `image()` shows its change.
+//! Invariant: `propose` returns only after the command is committed and applied on this
+//! node, so the caller's next `image()` shows its change.
 
 use std::sync::Arc;
 
-use super::image::MetadataImage;
-use super::store::{MetadataError, MetadataStore};
+use super::image::{ApplyError, MetadataImage};
 use super::MetadataCommand;
-
-/// Where metadata commands are made durable.
-enum Backend {
-    /// This node's own metadata log.
-    Local(MetadataStore),
-}
+use crate::cluster::{AppliedImage, ClusterError, Manager, QuorumInfo};
 
 /// The broker's view of the cluster metadata.
 pub struct Metadata {
-    backend: Backend,
+    raft: Arc<Manager>,
+}
+
+/// Why a proposal was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("the metadata quorum did not take the change: {0}")]
+    Cluster(#[from] ClusterError),
 }
 
 impl Metadata {
-    /// Metadata kept in this node's own log (`<data_dir>/__metadata`).
-    pub fn local(store: MetadataStore) -> Metadata {
-        Metadata {
-            backend: Backend::Local(store),
-        }
+    /// Metadata replicated by this node's Raft manager.
+    pub fn raft(raft: Arc<Manager>) -> Metadata {
+        Metadata { raft }
     }
 
     /// The current image. Cheap: a shared pointer.
     pub fn image(&self) -> Arc<MetadataImage> {
-        match &self.backend {
-            Backend::Local(store) => store.image(),
-        }
+        self.raft.image()
     }
 
-    /// Changes whenever the image does (the value is the last applied index).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        match &self.backend {
-            Backend::Local(store) => store.subscribe(),
-        }
+    /// Changes whenever the image does.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<AppliedImage> {
+        self.raft.subscribe()
     }
 
-    /// Makes `command` durable and applies it; the image right after it.
+    /// Commits `command` through Raft (forwarded to the leader from a follower) and waits
+    /// until this node applied it; the image right after.
     pub async fn propose(
         &self,
         command: MetadataCommand,
-    ) -> Result<Arc<MetadataImage>, MetadataError> {
-        match &self.backend {
-            // A local fsync is short; it runs on the calling task.
-            Backend::Local(store) => store.propose(command),
-        }
+    ) -> Result<Arc<MetadataImage>, ProposeError> {
+        let (_index, applied) = self.raft.propose(command).await?;
+        applied?;
+        Ok(self.raft.image())
     }
 
-    /// The controller's node id, when a separate controller exists (the Raft leader); on a
-    /// single node the broker is its own controller.
+    /// The controller: the Raft leader's node id, when there is one.
     pub fn controller_id(&self) -> Option<i32> {
-        match &self.backend {
-            Backend::Local(_) => None,
-        }
+        self.raft.leader_id().and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// Leader, term, commit index and voters, for DescribeQuorum.
+    pub fn quorum(&self) -> QuorumInfo {
+        self.raft.quorum()
+    }
+
+    /// Whether this node is the Raft leader (the controller).
+    pub fn is_controller(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// Stops the Raft node (clean shutdown).
+    pub async fn shutdown(&self) {
+        self.raft.shutdown().await;
     }
 }

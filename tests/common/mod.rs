@@ -61,7 +61,15 @@ impl TestBroker {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        self.broker.close_all();
+        self.broker.shutdown().await;
+    }
+
+    /// Stops serving and stops the Raft node without closing the partition logs: what a
+    /// crash leaves behind, for recovery tests in one process.
+    pub async fn crash(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        self.broker.metadata.shutdown().await;
     }
 
     pub async fn client(&self) -> Client {

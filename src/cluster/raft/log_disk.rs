@@ -33,7 +33,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::types::{Entry, LogId, Vote};
-use crate::metadata::write_atomically;
+use crate::fsutil::write_atomically;
 
 /// The largest entry (serialized) the log accepts or reads back.
 pub const MAX_ENTRY_BYTES: usize = 64 << 20;

@@ -34,7 +34,8 @@ use tokio::sync::watch;
 use super::types::{
     CommandResponse, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::metadata::{write_atomically, MetadataImage};
+use crate::fsutil::write_atomically;
+use crate::metadata::MetadataImage;
 
 const MAGIC: &[u8; 8] = b"BRKSNAP1";
 const SNAPSHOT_FILE: &str = "current.snap";
