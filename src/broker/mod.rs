@@ -152,6 +152,8 @@ impl Broker {
             }
         });
         let broker = self.clone();
+        tokio::spawn(async move { broker.watch_broker_liveness().await });
+        let broker = self.clone();
         tokio::spawn(async move {
             // Session expiry and rebalance deadlines, at a resolution of 100 ms.
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -170,6 +172,55 @@ impl Broker {
                     let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
                 }
             });
+        }
+    }
+
+    /// How long the controller waits without hearing from a broker before fencing it:
+    /// three election timeouts, at least two seconds (Kafka's broker.session.timeout.ms).
+    fn broker_session_timeout(&self) -> Duration {
+        let c = &self.config.cluster;
+        Duration::from_millis((3 * c.election_rtt * c.rtt_ms).max(2000))
+    }
+
+    /// On the controller (the Raft leader): fences brokers whose Raft node stopped
+    /// answering, and unfences them when they answer again. Every broker is a Raft voter, so
+    /// Raft's own heartbeats are the liveness signal.
+    async fn watch_broker_liveness(self: Arc<Self>) {
+        let session = self.broker_session_timeout();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut leader_since: Option<Instant> = None;
+        loop {
+            tick.tick().await;
+            if !self.metadata.is_controller() {
+                leader_since = None;
+                continue;
+            }
+            let since = *leader_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < session {
+                continue; // give every voter a chance to answer the new leader
+            }
+            let quorum = self.metadata.quorum();
+            let image = self.metadata.image();
+            for b in image.brokers.values() {
+                if b.id == self.node_id {
+                    continue;
+                }
+                let contact = quorum
+                    .voters
+                    .iter()
+                    .find(|v| v.id == b.id as u64)
+                    .and_then(|v| v.last_contact_ms);
+                let silent = contact.is_none_or(|ms| ms > session.as_millis() as u64);
+                let command = match (silent, b.fenced) {
+                    (true, false) => MetadataCommand::FenceBroker { id: b.id },
+                    (false, true) => MetadataCommand::UnfenceBroker { id: b.id },
+                    _ => continue,
+                };
+                tracing::info!(broker = b.id, fenced = silent, "broker liveness changed");
+                if let Err(e) = self.metadata.propose(command).await {
+                    tracing::warn!(broker = b.id, error = %e, "cannot record broker liveness");
+                }
+            }
         }
     }
 

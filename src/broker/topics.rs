@@ -92,7 +92,7 @@ impl Broker {
     /// Live brokers, in id order, for placing partitions.
     fn placement_brokers(&self) -> Vec<i32> {
         let image = self.metadata.image();
-        let mut ids: Vec<i32> = image.brokers.keys().copied().collect();
+        let mut ids: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         if ids.is_empty() {
             ids.push(self.node_id);
         }
@@ -157,6 +157,16 @@ impl Broker {
         } else {
             replication_factor
         };
+        if replication_factor > 1 {
+            // Message data is not replicated yet (the replication issue): a replica that
+            // holds no copy would be a lie in Metadata.
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {replication_factor} is not supported yet: partitions have one replica (use 1 or -1)"
+                ),
+            ));
+        }
         if replication_factor <= 0 || replication_factor > brokers {
             return Err(AdminError::new(
                 ResponseError::InvalidReplicationFactor,

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::leader_epoch_error;
+use super::{leader_epoch_error, led_here};
 use crate::broker::{Broker, Partition};
 
 /// One pass over every requested partition.
@@ -50,19 +50,16 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
     };
     for t in &request.topics {
         let name = t.topic.0.as_str();
-        let topic_image = image.topics.get(name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut data = empty_partition(p.partition);
-            let epoch = topic_image
-                .and_then(|ti| ti.partitions.get(p.partition as usize))
-                .map(|pi| pi.leader_epoch);
-            let (Some(epoch), Some(partition)) = (epoch, broker.partitions.get(name, p.partition))
-            else {
-                pass.errors = true;
-                partitions
-                    .push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                continue;
+            let (epoch, partition) = match led_here(broker, &image, name, p.partition) {
+                Ok(found) => found,
+                Err(e) => {
+                    pass.errors = true;
+                    partitions.push(data.with_error_code(e.code()));
+                    continue;
+                }
             };
             if version >= 9 {
                 if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {

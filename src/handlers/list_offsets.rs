@@ -9,7 +9,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::leader_epoch_error;
+use super::{leader_epoch_error, led_here};
 use crate::broker::Broker;
 
 const LATEST: i64 = -1;
@@ -36,16 +36,11 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let epoch = image
-                        .topics
-                        .get(&name)
-                        .and_then(|ti| ti.partitions.get(p.partition_index as usize))
-                        .map(|pi| pi.leader_epoch);
-                    let (Some(epoch), Some(partition)) =
-                        (epoch, broker.partitions.get(&name, p.partition_index))
-                    else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                    };
+                    let (epoch, partition) =
+                        match led_here(broker, &image, &name, p.partition_index) {
+                            Ok(found) => found,
+                            Err(e) => return r.with_error_code(e.code()),
+                        };
                     if version >= 4 {
                         if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {
                             return r.with_error_code(code);

@@ -19,7 +19,13 @@ use crate::metadata::{MetadataImage, TopicImage};
 /// Sent for authorized operations the client did not ask for (Kafka's Integer.MIN_VALUE).
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> MetadataResponseTopic {
+/// A topic as Metadata shows it. A partition whose leader is fenced (or unknown) has no
+/// leader: LEADER_NOT_AVAILABLE and leader -1, until the broker returns.
+pub fn describe_topic(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    authorized_operations: i32,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(0)
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
@@ -32,10 +38,15 @@ pub fn describe_topic(topic: &TopicImage, authorized_operations: i32) -> Metadat
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    let live = image.is_live(p.leader);
                     MetadataResponsePartition::default()
-                        .with_error_code(0)
+                        .with_error_code(if live {
+                            0
+                        } else {
+                            ResponseError::LeaderNotAvailable.code()
+                        })
                         .with_partition_index(i as i32)
-                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_id(BrokerId(if live { p.leader } else { -1 }))
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
                         .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
@@ -52,11 +63,11 @@ fn topic_error(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-/// Every broker of the image as Metadata lists them.
+/// The live brokers of the image, as Metadata lists them (Kafka lists only brokers that
+/// are not fenced).
 pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .brokers
-        .values()
+        .live_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
@@ -96,20 +107,20 @@ pub async fn handle(
         None => image
             .topics
             .values()
-            .map(|t| describe_topic(t, topic_ops))
+            .map(|t| describe_topic(&image, t, topic_ops))
             .collect(),
         Some(wanted) => {
             let mut out = Vec::with_capacity(wanted.len());
             for t in wanted {
                 let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                     out.push(match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => describe_topic(topic, topic_ops),
+                        Some(topic) => describe_topic(&image, topic, topic_ops),
                         None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
                     });
                     continue;
                 };
                 if let Some(topic) = image.topics.get(&name) {
-                    out.push(describe_topic(topic, topic_ops));
+                    out.push(describe_topic(&image, topic, topic_ops));
                     continue;
                 }
                 if !auto_create {
@@ -126,12 +137,12 @@ pub async fn handle(
                 {
                     Ok(topic) => {
                         image = broker.metadata.image();
-                        out.push(describe_topic(&topic, topic_ops));
+                        out.push(describe_topic(&image, &topic, topic_ops));
                     }
                     Err(e) if e.error == ResponseError::TopicAlreadyExists => {
                         image = broker.metadata.image();
                         match image.topics.get(&name) {
-                            Some(topic) => out.push(describe_topic(topic, topic_ops)),
+                            Some(topic) => out.push(describe_topic(&image, topic, topic_ops)),
                             None => out.push(topic_error(
                                 Some(&name),
                                 Uuid::nil(),

@@ -141,3 +141,32 @@ pub(crate) fn leader_epoch_error(client_epoch: i32, partition_epoch: i32) -> Opt
         Some(ResponseError::UnknownLeaderEpoch.code())
     }
 }
+
+/// The partition and its leader epoch when this broker leads it; otherwise the error Kafka
+/// gives: UNKNOWN_TOPIC_OR_PARTITION when the metadata has no such partition,
+/// NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh their metadata).
+pub(crate) fn led_here(
+    broker: &Broker,
+    image: &crate::metadata::MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Result<(i32, Arc<crate::broker::Partition>), kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError;
+    let p = image
+        .topics
+        .get(topic)
+        .and_then(|t| {
+            usize::try_from(partition)
+                .ok()
+                .and_then(|i| t.partitions.get(i))
+        })
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if p.leader != broker.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    let hosted = broker
+        .partitions
+        .get(topic, partition)
+        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    Ok((p.leader_epoch, hosted))
+}

@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::leader_epoch_error;
+use super::{leader_epoch_error, led_here};
 use crate::broker::Broker;
 
 pub fn handle(
@@ -33,15 +32,9 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let epoch = image
-                        .topics
-                        .get(&name)
-                        .and_then(|ti| ti.partitions.get(p.partition as usize))
-                        .map(|pi| pi.leader_epoch);
-                    let (Some(epoch), Some(partition)) =
-                        (epoch, broker.partitions.get(&name, p.partition))
-                    else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let (epoch, partition) = match led_here(broker, &image, &name, p.partition) {
+                        Ok(found) => found,
+                        Err(e) => return r.with_error_code(e.code()),
                     };
                     if let Some(code) = leader_epoch_error(p.current_leader_epoch, epoch) {
                         return r.with_error_code(code);

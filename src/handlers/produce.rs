@@ -18,7 +18,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::str_bytes;
+use super::{led_here, str_bytes};
 use crate::broker::{now_ms, Broker};
 use crate::log::batch::validate_producer_batches;
 
@@ -68,7 +68,7 @@ pub async fn handle(
                 partitions.push(partition_error(index, *code, Some(message.clone())));
                 continue;
             }
-            let (Some(t), Some(settings)) = (topic_image, settings.as_ref()) else {
+            let (Some(_), Some(settings)) = (topic_image, settings.as_ref()) else {
                 partitions.push(partition_error(
                     index,
                     ResponseError::UnknownTopicOrPartition.code(),
@@ -76,18 +76,12 @@ pub async fn handle(
                 ));
                 continue;
             };
-            let (Some(p_image), Some(partition)) = (
-                usize::try_from(index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i)),
-                broker.partitions.get(name, index),
-            ) else {
-                partitions.push(partition_error(
-                    index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    None,
-                ));
-                continue;
+            let (leader_epoch, partition) = match led_here(broker, &image, name, index) {
+                Ok(found) => found,
+                Err(e) => {
+                    partitions.push(partition_error(index, e.code(), None));
+                    continue;
+                }
             };
             let records = data.records.unwrap_or_default();
             let headers = match validate_producer_batches(&records, settings.max_message_bytes) {
@@ -123,10 +117,9 @@ pub async fn handle(
             }
             // Record bytes go from the request buffer to the segment file: the log patches
             // copies of the batch headers and writes both with one vectored write.
-            let appended =
-                partition
-                    .log()
-                    .append(&records, &headers, p_image.leader_epoch, now_ms());
+            let appended = partition
+                .log()
+                .append(&records, &headers, leader_epoch, now_ms());
             match appended {
                 Ok(info) => {
                     if info.duplicate {

@@ -24,11 +24,20 @@ pub enum MetadataCommand {
     InitCluster {
         cluster_id: String,
     },
-    /// A broker announces the address clients should use.
+    /// A broker announces the address clients should use (and is live again).
     RegisterBroker {
         id: i32,
         host: String,
         port: u16,
+    },
+    /// The controller stopped hearing from a broker: no new partitions go to it and its
+    /// partitions have no leader until it returns.
+    FenceBroker {
+        id: i32,
+    },
+    /// A fenced broker answers again.
+    UnfenceBroker {
+        id: i32,
     },
     CreateTopic {
         name: String,

@@ -19,6 +19,9 @@ pub struct BrokerInfo {
     pub id: i32,
     pub host: String,
     pub port: u16,
+    /// Set by the controller when the broker stops answering.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// One partition's placement and leadership.
@@ -95,6 +98,16 @@ fn partition_of(a: &PartitionAssignment) -> PartitionImage {
 }
 
 impl MetadataImage {
+    /// Brokers that are registered and not fenced, in id order.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `id` is a registered, unfenced broker.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
     /// The topic with this id, if any.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
         self.topic_names_by_id
@@ -185,8 +198,15 @@ impl MetadataImage {
                         id: *id,
                         host: host.clone(),
                         port: *port,
+                        fenced: false,
                     },
                 );
+            }
+            MetadataCommand::FenceBroker { id } | MetadataCommand::UnfenceBroker { id } => {
+                let fenced = matches!(command, MetadataCommand::FenceBroker { .. });
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = fenced;
+                }
             }
             MetadataCommand::CreateTopic {
                 name,
