@@ -147,7 +147,7 @@ fn init_logging(
     config: &Config,
 ) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let (file_layer, guard) = match &config.server.log_file {
         Some(path) => {

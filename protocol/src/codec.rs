@@ -145,6 +145,7 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
         ApiKey::ListGroups => body(key, version, &rest, RequestKind::ListGroups)?,
         ApiKey::DeleteGroups => body(key, version, &rest, RequestKind::DeleteGroups)?,
         ApiKey::OffsetDelete => body(key, version, &rest, RequestKind::OffsetDelete)?,
+        ApiKey::DescribeQuorum => body(key, version, &rest, RequestKind::DescribeQuorum)?,
         _ => return Err(DecodeError::UnsupportedVersion { key, version }),
     };
     Ok(Decoded::Request(Box::new(Request {

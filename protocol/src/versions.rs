@@ -50,6 +50,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::ListGroups, 0, 5),
     row(ApiKey::DeleteGroups, 0, 2),
     row(ApiKey::OffsetDelete, 0, 0),
+    row(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The range this broker supports for `api_key`, if it supports the API at all.

@@ -81,11 +81,16 @@ impl Broker {
         }
         let metadata = Metadata::raft(Manager::start(&cluster).await?);
         if metadata.image().cluster_id.is_empty() {
-            metadata
+            // Every node of a new cluster may try; the first one wins.
+            match metadata
                 .propose(MetadataCommand::InitCluster {
                     cluster_id: new_cluster_id(),
                 })
-                .await?;
+                .await
+            {
+                Ok(_) | Err(ProposeError::Apply(crate::metadata::ApplyError::ClusterIdSet)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let node_id = config.node_id();
         let host = config.server.advertised_host.clone();

@@ -710,13 +710,13 @@ impl Group {
             GroupState::Empty => return Err(ResponseError::UnknownMemberId),
             _ => {}
         }
-        self.validate_member(member_id, instance_id, generation)?;
-        match self.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                Err(ResponseError::RebalanceInProgress)
-            }
-            _ => Ok(()),
+        // Kafka refuses commits only while the assignment is being handed out; during
+        // PreparingRebalance a member of the current generation may still commit (Java
+        // consumers commit in onPartitionsRevoked, before they rejoin).
+        if self.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
         }
+        self.validate_member(member_id, instance_id, generation)
     }
 
     /// Topics the current members subscribe to, when the protocol is "consumer" and the
@@ -952,6 +952,24 @@ mod tests {
             Some(ResponseError::InconsistentGroupProtocol)
         );
         let _ = &mut empty;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_are_accepted_while_preparing_a_rebalance_but_not_while_completing_it() {
+        let (mut g, first) = single_member_group();
+        let now = Instant::now();
+        let (mut rx2, _) = g.join(join_req(""), now, Duration::ZERO);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        // Java commits in onPartitionsRevoked before rejoining: allowed, as in Kafka.
+        assert_eq!(g.validate_commit(&first, None, 1), Ok(()));
+        let (mut rx1, _) = g.join(join_req(&first), now, Duration::ZERO);
+        joined(&mut rx1);
+        joined(&mut rx2);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        assert_eq!(
+            g.validate_commit(&first, None, 2),
+            Err(ResponseError::RebalanceInProgress)
+        );
     }
 
     #[tokio::test(start_paused = true)]

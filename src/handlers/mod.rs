@@ -15,6 +15,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod quorum;
 mod topics;
 
 use std::net::SocketAddr;
@@ -113,6 +114,9 @@ pub async fn dispatch(
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(groups::offset_delete(broker, r, version))
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(quorum::describe(broker, r, version))
         }
         other => {
             // The codec only decodes APIs in the version table; reaching this is a bug.
