@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and integration tests of the workspace, the client
-# compatibility suite (installs its own clients), and a short fuzz run of the decoder.
+# compatibility suite (installs its own clients), the three-node cluster scenario, and a
+# short fuzz run of the decoder.
 # Usage: scripts/test.sh            (everything)
 #        FUZZ_SECONDS=300 scripts/test.sh
 set -euo pipefail
@@ -12,8 +13,13 @@ cargo test --workspace --release 2>&1
 echo "== client compatibility suite"
 bash compat-tests/run.sh
 
-if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
-  echo "== decoder fuzzing (${FUZZ_SECONDS:-60}s)"
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
-fi
+echo "== three-node cluster"
+bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true
+trap 'bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true' EXIT
+bash scripts/start-cluster.sh --no-build
+bash scripts/test-cluster.sh
+bash scripts/stop-cluster.sh --wipe
+
+echo "== decoder fuzzing (${FUZZ_SECONDS:-60}s)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 echo "== all tests passed"

@@ -41,6 +41,8 @@ pub struct Broker {
     pub metadata: Metadata,
     pub partitions: PartitionRegistry,
     pub groups: crate::group::GroupCoordinator,
+    /// Background tasks, aborted on shutdown.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Producer ids for InitProducerId.
     pub producer_ids: producer_ids::ProducerIdManager,
     pub started_at: Instant,
@@ -111,6 +113,7 @@ impl Broker {
             node_id,
             metadata,
             groups: Default::default(),
+            tasks: Default::default(),
             producer_ids: producer_ids::ProducerIdManager::new(node_id),
             started_at: Instant::now(),
         });
@@ -130,11 +133,18 @@ impl Broker {
         Ok(broker)
     }
 
+    fn keep(&self, task: tokio::task::JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+
     /// Runs retention, interval flushes, group timers, and the partition sync that follows
-    /// metadata changes, until the process ends.
+    /// metadata changes, until [`Broker::shutdown`].
     pub fn spawn_background_tasks(self: &Arc<Self>) {
         let broker = self.clone();
-        tokio::spawn(async move {
+        self.keep(tokio::spawn(async move {
             // Metadata can change without a local request (another node's proposal once the
             // cluster exists): keep the hosted partitions in line with every new image.
             let mut changes = broker.metadata.subscribe();
@@ -145,9 +155,9 @@ impl Broker {
                     tracing::error!(error = %e.message, "cannot open the partitions of the new metadata");
                 }
             }
-        });
+        }));
         let broker = self.clone();
-        tokio::spawn(async move {
+        self.keep(tokio::spawn(async move {
             let mut tick = tokio::time::interval(broker.config.retention_check_interval);
             tick.tick().await;
             loop {
@@ -155,28 +165,30 @@ impl Broker {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || b.apply_retention()).await;
             }
-        });
+        }));
         let broker = self.clone();
-        tokio::spawn(async move { broker.watch_broker_liveness().await });
+        self.keep(tokio::spawn(
+            async move { broker.watch_broker_liveness().await },
+        ));
         let broker = self.clone();
-        tokio::spawn(async move {
+        self.keep(tokio::spawn(async move {
             // Session expiry and rebalance deadlines, at a resolution of 100 ms.
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
                 broker.groups.tick(&broker);
             }
-        });
+        }));
         if let FlushPolicy::Interval(every) = self.config.flush {
             let broker = self.clone();
-            tokio::spawn(async move {
+            self.keep(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
                 loop {
                     tick.tick().await;
                     let b = broker.clone();
                     let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
                 }
-            });
+            }));
         }
     }
 
@@ -259,6 +271,14 @@ impl Broker {
     /// Clean shutdown: closes every partition log (see [`Broker::close_all`]), then stops
     /// the Raft node so its port and data directory are free when this returns.
     pub async fn shutdown(self: &Arc<Self>) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         let b = self.clone();
         let _ = tokio::task::spawn_blocking(move || b.close_all()).await;
         self.metadata.shutdown().await;

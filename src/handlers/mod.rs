@@ -168,9 +168,17 @@ pub(crate) fn led_here(
     if p.leader != broker.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
     }
-    let hosted = broker
-        .partitions
-        .get(topic, partition)
-        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    let hosted = match broker.partitions.get(topic, partition) {
+        Some(p) => p,
+        None => {
+            // The image says this broker leads it, but the partition sync that follows a
+            // metadata change has not run yet: open it now.
+            let _ = broker.sync_partitions();
+            broker
+                .partitions
+                .get(topic, partition)
+                .ok_or(ResponseError::NotLeaderOrFollower)?
+        }
+    };
     Ok((p.leader_epoch, hosted))
 }

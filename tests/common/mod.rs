@@ -48,6 +48,7 @@ impl TestBroker {
         config.server.port = addr.port();
         config.server.advertised_host = "127.0.0.1".into();
         let broker = Broker::open(config).await.expect("broker opens");
+        broker.spawn_background_tasks();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(broker::server::run(listener, broker.clone(), rx));
         TestBroker {
