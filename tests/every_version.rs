@@ -138,6 +138,28 @@ async fn every_api_answers_at_every_advertised_version() {
         "describe cluster",
     )
     .await;
+    let legacy = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("v"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(s("retention.ms"))
+                .with_value(Some(s("200000")))]),
+    ]);
+    call_all(&mut c, &legacy, "alter configs").await;
+    assert_eq!(c.call(&legacy, 2).await.responses[0].error_code, 0);
+    // AlterConfigs replaces every override: a call without retention.ms removes it.
+    let replace = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("v"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(s("segment.bytes"))
+                .with_value(Some(s("1048576")))]),
+    ]);
+    assert_eq!(c.call(&replace, 1).await.responses[0].error_code, 0);
+    let overrides = b.broker.metadata.image().topics["v"].configs.clone();
+    assert_eq!(overrides.keys().collect::<Vec<_>>(), vec!["segment.bytes"]);
     for v in 2..=7i16 {
         let name = format!("ct{v}");
         let ct = CreateTopicsRequest::default().with_topics(vec![

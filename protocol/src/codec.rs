@@ -128,6 +128,7 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
             body(key, version, &rest, RequestKind::OffsetForLeaderEpoch)?
         }
         ApiKey::DescribeConfigs => body(key, version, &rest, RequestKind::DescribeConfigs)?,
+        ApiKey::AlterConfigs => body(key, version, &rest, RequestKind::AlterConfigs)?,
         ApiKey::CreatePartitions => body(key, version, &rest, RequestKind::CreatePartitions)?,
         ApiKey::IncrementalAlterConfigs => {
             body(key, version, &rest, RequestKind::IncrementalAlterConfigs)?

@@ -35,6 +35,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::DeleteTopics, 1, 5),
     row(ApiKey::OffsetForLeaderEpoch, 2, 4),
     row(ApiKey::DescribeConfigs, 1, 4),
+    row(ApiKey::AlterConfigs, 0, 2),
     row(ApiKey::CreatePartitions, 0, 3),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),

@@ -10,8 +10,8 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
 use super::str_bytes;
@@ -439,4 +439,73 @@ pub async fn incremental_alter(
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The legacy AlterConfigs (sarama's `AlterConfig`, kafka-go's `AlterConfigs`): the given
+/// configs REPLACE every override of the resource; an override not named is removed.
+pub async fn alter(
+    broker: &Arc<Broker>,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let name = r.resource_name.to_string();
+        let outcome = async {
+            match r.resource_type {
+                RESOURCE_TOPIC => {}
+                RESOURCE_BROKER => return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    "broker configs are static: change the broker's JSON config file and restart",
+                )),
+                other => {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!("resource type {other} is not supported"),
+                    ))
+                }
+            }
+            let mut set = BTreeMap::new();
+            for c in &r.configs {
+                let key = c.name.to_string();
+                let Some(value) = &c.value else {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!("config '{key}' is set to null"),
+                    ));
+                };
+                if set.insert(key.clone(), value.to_string()).is_some() {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!("config '{key}' appears more than once"),
+                    ));
+                }
+            }
+            let current = broker
+                .metadata
+                .image()
+                .topics
+                .get(&name)
+                .map(|t| t.configs.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
+            let delete = current
+                .into_iter()
+                .filter(|k| !set.contains_key(k))
+                .collect();
+            broker
+                .alter_topic_configs(&name, set, delete, request.validate_only)
+                .await
+        }
+        .await;
+        let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.message))),
+        });
+    }
+    AlterConfigsResponse::default().with_responses(responses)
 }
