@@ -98,6 +98,8 @@ DESCRIBE.update({
     "idempotent_log": "the idempotent records read back exactly once, in order",
     "group_committed": "OffsetFetch returns the offsets committed in the produce phase",
     "group_resume": "a new group member resumes at the committed offsets",
+    "group_commit_on_revoke": "each member commits from its revoke hook, while the group "
+                              "rebalances: accepted (Kafka refuses only in CompletingRebalance)",
     "admin_describe_topic": "Metadata of a new 2-partition topic: leader, replicas, ISR",
     "admin_create_partitions": "CreatePartitions 2 -> 4, visible in Metadata",
     "admin_alter_configs": "IncrementalAlterConfigs: retention.ms, max.message.bytes",
@@ -114,6 +116,8 @@ DESCRIBE.update({
     "producer_perf_test": "kafka-producer-perf-test: 20000 records, acks=all, no errors",
     "metadata_quorum": "kafka-metadata-quorum (DescribeQuorum)",
     "group_reset_offsets": "kafka-consumer-groups --reset-offsets --to-earliest --execute",
+    "group_commit_on_revoke": "commitSync in onPartitionsRevoked while the group rebalances "
+                              "(PreparingRebalance) is accepted, as Kafka does",
 })
 CELL = {"PASS": "pass", "FAIL": "**FAIL**", "SKIP": "n.a.", "NOTRUN": "not run"}
 
@@ -232,7 +236,7 @@ def main(results_path, meta_path, out_path):
     out.append("compat-tests/run.sh --reference  # and Apache Kafka side by side")
     out.append("```")
     out.append("")
-    out.append("Scenarios: " + ", ".join(f"`{p}`" for p in meta.get("scenarios", {}).values())
+    out.append("Scenarios: " + ", ".join(f"`{p}`" for p in dict.fromkeys(meta.get("scenarios", {}).values()))
                + ". Logs of the last run: `compat-tests/.logs/`.")
     out.append("")
     with open(out_path, "w") as f:

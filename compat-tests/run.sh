@@ -3,15 +3,21 @@
 # against Apache Kafka side by side). Writes compat-tests/MATRIX.md.
 #
 # Usage: compat-tests/run.sh [--reference | --reference-only] [--no-build] [--clients LIST]
+#                           [--scenarios LIST]
 #   --reference       also run every scenario against Apache Kafka (scripts/kafka-reference.sh)
 #   --reference-only  only against Apache Kafka (checks the scenarios themselves; no cargo build)
 #   --no-build        use the existing target/release/broker
-#   --clients LIST    comma-separated subset of: kcat,confluent (default: all)
+#   --clients LIST    comma-separated subset of: kcat,confluent,franz-go,sarama,kafka-go,
+#                     java,kafka-cli
+#                     (default: all)
+#   --no-franz-go-suite  skip franz-go's own kgo tests (compat-tests/franz-go-suite), which
+#                     otherwise run after the scenarios whenever franz-go is a client
+#   --scenarios LIST  comma-separated subset of: basic,groups (default: all)
 #
-# For each broker: every client runs `produce`, then `verify`; the broker is restarted
-# (SIGTERM, start again over the same data dir); every client runs `verify` again, then
-# `cleanup`. Logs go to compat-tests/.logs/. Exits non-zero if any check failed against
-# this broker (or, with --reference-only, against Apache Kafka).
+# For each broker: every client runs `produce`, then `verify` of each scenario; the broker is
+# restarted (SIGTERM, start again over the same data dir); every client runs `verify` again
+# (`restart-verify`), then `cleanup`. Logs go to compat-tests/.logs/. Exits non-zero if any
+# check failed against this broker (or, with --reference-only, against Apache Kafka).
 #
 # Environment: BROKER_BIN (default target/release/broker), KAFKA_VERSION (reference version),
 # PHASE_TIMEOUT (seconds per scenario phase, default 180).
@@ -24,25 +30,33 @@ VENV="$COMPAT/.venv"
 REF_SCRIPT="$REPO/scripts/kafka-reference.sh"
 BROKER_BIN="${BROKER_BIN:-$REPO/target/release/broker}"
 PHASE_TIMEOUT="${PHASE_TIMEOUT:-180}"
-ALL_CLIENTS=(kcat confluent)
+ALL_CLIENTS=(kcat confluent franz-go sarama kafka-go java kafka-cli)
+ALL_SCENARIOS=(basic groups)
 
 RUN_OURS=1
 RUN_REF=0
 BUILD=1
+FRANZ_SUITE=1
 CLIENTS=("${ALL_CLIENTS[@]}")
+SCENARIOS=("${ALL_SCENARIOS[@]}")
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --reference) RUN_REF=1 ;;
         --reference-only) RUN_REF=1; RUN_OURS=0; BUILD=0 ;;
         --no-build) BUILD=0 ;;
+        --no-franz-go-suite) FRANZ_SUITE=0 ;;
         --clients) shift; IFS=, read -r -a CLIENTS <<< "${1:-}" ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --scenarios) shift; IFS=, read -r -a SCENARIOS <<< "${1:-}" ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
 for c in "${CLIENTS[@]}"; do
     [[ " ${ALL_CLIENTS[*]} " == *" $c "* ]] || { echo "unknown client: $c" >&2; exit 2; }
+done
+for s in "${SCENARIOS[@]}"; do
+    [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || { echo "unknown scenario: $s" >&2; exit 2; }
 done
 
 mkdir -p "$LOGS"
@@ -58,6 +72,7 @@ say() { echo "== $*" >&2; }
 # ------------------------------------------------------------------------ cleanup on exit
 
 OURS_PID=""
+OURS_BIN=""
 OURS_PORT=""
 OURS_CFG=""
 OURS_DATA=""
@@ -72,7 +87,6 @@ cleanup() {
     if [[ -n "$REF_PORT" ]]; then
         "$REF_SCRIPT" stop "$REF_PORT" >/dev/null 2>&1 || true
     fi
-    [[ -n "$OURS_DATA" ]] && rm -rf "$OURS_DATA"
     rm -rf "$RUN_TMP"
     exit "$rc"
 }
@@ -117,6 +131,30 @@ if [[ $RUN_REF -eq 1 ]]; then
     "$REF_SCRIPT" fetch >/dev/null
 fi
 
+# java: a JDK and Maven build compat-tests/java once here (offline once the local Maven
+# repository has it all); kafka-cli: Kafka's tools run from the reference jars
+if [[ " ${CLIENTS[*]} " =~ \ (java|kafka-cli)\  ]]; then
+    command -v javac >/dev/null || { say "installing a JDK (apt)"; apt_install openjdk-17-jdk-headless; }
+    command -v mvn >/dev/null || { say "installing maven (apt)"; apt_install maven; }
+    if [[ " ${CLIENTS[*]} " == *" kafka-cli "* ]]; then
+        "$REF_SCRIPT" fetch >/dev/null || say "could not get the Kafka jars (kafka-cli phases will report it)"
+    fi
+    if [[ " ${CLIENTS[*]} " == *" java "* ]]; then
+        say "building the Java scenario (log: $LOGS/java-build.log)"
+        "$COMPAT/java/scenario.sh" --build > "$LOGS/java-build.log" 2>&1 \
+            || say "Java scenario build failed (its phases will report it): $(tail -n 2 "$LOGS/java-build.log" | tr '\n' ' ')"
+    fi
+fi
+
+# the Go clients share one Go module (compat-tests/go), built once here rather than inside
+# the first phase's time limit
+if [[ " ${CLIENTS[*]} " =~ \ (franz-go|sarama|kafka-go)\  ]]; then
+    command -v go >/dev/null || { say "installing go (apt)"; apt_install golang-go; }
+    say "building the Go scenario (log: $LOGS/go-build.log)"
+    "$COMPAT/go/scenario.sh" build > "$LOGS/go-build.log" 2>&1 \
+        || say "Go scenario build failed (its phases will report it): $(tail -n 2 "$LOGS/go-build.log" | tr '\n' ' ')"
+fi
+
 # ------------------------------------------------------------------------ helpers
 
 free_port_pair() {  # a port p such that p and p+1 are both free on 127.0.0.1
@@ -151,16 +189,16 @@ wait_port() {  # wait_port PORT SECONDS [PID]
 
 # --- this broker
 ours_launch() {
-    echo "===== $(date -Is) starting $BROKER_BIN --config $OURS_CFG" >> "$LOGS/broker.log"
+    echo "===== $(date -Is) starting $BROKER_BIN (copied to $OURS_BIN) --config $OURS_CFG" >> "$LOGS/broker.log"
     # own process group (setsid): stopping it also reaches anything the broker started
-    setsid "$BROKER_BIN" --config "$OURS_CFG" >> "$LOGS/broker.log" 2>&1 < /dev/null &
+    NO_COLOR=1 setsid "$OURS_BIN" --config "$OURS_CFG" >> "$LOGS/broker.log" 2>&1 < /dev/null &
     OURS_PID=$!
     if ! wait_port "$OURS_PORT" 30 "$OURS_PID"; then
         local why="did not listen on 127.0.0.1:$OURS_PORT within 30s"
         if ! kill -0 "$OURS_PID" 2>/dev/null; then
             local rc=0
             wait "$OURS_PID" || rc=$?
-            why="exited with status $rc during startup: $(grep -v '^=====' "$LOGS/broker.log" | tail -n 3 | tr '\n' ' ' || true)"
+            why="exited with status $rc during startup: $(broker_log_tail)"
         else
             kill -KILL -- "-$OURS_PID" 2>/dev/null || kill -KILL "$OURS_PID" 2>/dev/null || true
         fi
@@ -170,12 +208,24 @@ ours_launch() {
     fi
 }
 
+broker_log_tail() {  # the broker's last log lines on one line, without colour codes
+    grep -v "^=====" "$LOGS/broker.log" | tail -n 3 | sed 's/\x1b\[[0-9;]*m//g' | tr '\n' ' ' | cut -c1-600 || true
+}
+
 ours_start() {
     OURS_PORT="$(free_port_pair)"
-    OURS_DATA="$(mktemp -d "${TMPDIR:-/tmp}/compat-broker-data.XXXXXX")"
-    OURS_CFG="$RUN_TMP/broker.json"
+    # Run a copy of the binary: a concurrent `cargo build` cannot swap it between the two
+    # halves of the run, and name-based kills aimed at other `target/release/broker`
+    # processes on a shared machine do not hit it.
+    mkdir -p "$RUN_TMP/sut"
+    OURS_BIN="$RUN_TMP/sut/server-under-test"
+    cp "$BROKER_BIN" "$OURS_BIN"
+    OURS_DATA="$RUN_TMP/sut/data"
+    mkdir -p "$OURS_DATA"
+    OURS_CFG="$RUN_TMP/sut/config.json"
     cat > "$OURS_CFG" <<EOF
-{"data_dir": "$OURS_DATA", "server": {"host": "127.0.0.1", "port": "$OURS_PORT"}}
+{"data_dir": "$OURS_DATA", "group_initial_rebalance_delay": "0s",
+ "server": {"host": "127.0.0.1", "port": "$OURS_PORT"}}
 EOF
     cp "$OURS_CFG" "$LOGS/broker.json"
     : > "$LOGS/broker.log"
@@ -184,10 +234,10 @@ EOF
 
 ours_stop() {  # SIGTERM; records it when the broker needs SIGKILL or exits non-zero
     [[ -n "$OURS_PID" ]] || return 0
-    local pid="$OURS_PID" i rc=0
+    local pid="$OURS_PID" rc=0
     OURS_PID=""
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 80); do
+    for _ in $(seq 1 80); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.25
     done
@@ -206,8 +256,18 @@ ours_alive() { [[ -n "$OURS_PID" ]] && kill -0 "$OURS_PID" 2>/dev/null; }
 
 # --- Apache Kafka
 ref_start() {
-    REF_PORT="$(free_port_pair)"
-    KAFKA_REF_LOG="$LOGS/kafka-reference.log" "$REF_SCRIPT" start "$REF_PORT" >/dev/null 2>> "$LOGS/kafka-reference.script.log"
+    # one retry on a fresh port: a start can fail by chance (e.g. the random cluster id
+    # starts with '-', and kafka.tools.StorageTool takes it for an option)
+    local attempt
+    for attempt in 1 2; do
+        REF_PORT="$(free_port_pair)"
+        if KAFKA_REF_LOG="$LOGS/kafka-reference.log" "$REF_SCRIPT" start "$REF_PORT" >/dev/null 2>> "$LOGS/kafka-reference.script.log"; then
+            return 0
+        fi
+        "$REF_SCRIPT" stop "$REF_PORT" >/dev/null 2>&1 || true
+        [[ $attempt -eq 1 ]] && event reference "Apache Kafka did not start (retrying once): $(tail -n 2 "$LOGS/kafka-reference.script.log" | tr '\n' ' ')"
+    done
+    return 1
 }
 ref_restart() { "$REF_SCRIPT" restart "$REF_PORT" >/dev/null 2>> "$LOGS/kafka-reference.script.log"; }
 ref_stop() { "$REF_SCRIPT" stop "$REF_PORT" >/dev/null 2>> "$LOGS/kafka-reference.script.log" || true; REF_PORT=""; }
@@ -215,35 +275,69 @@ ref_alive() { "$REF_SCRIPT" status "$REF_PORT" >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------------ scenarios
 
-canonical_checks() {  # the checks a stage normally reports (for "not run" bookkeeping)
+go_checks() {  # go_checks STAGE: what compat-tests/go/scenario.sh reports (basic only)
     case "$1" in
-        produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd message_too_large" ;;
-        verify|restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd partition_order record_timestamps offsets_for_times" ;;
+        produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd large_record message_too_large idempotent_producer group_join group_leave_rebalance group_commit_on_revoke group_commit admin_describe_topic admin_create_partitions admin_alter_configs admin_describe_configs admin_alter_configs_legacy" ;;
+        verify|restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd content_large partition_order record_timestamps offsets_for_times offsets_for_times_compressed idempotent_log group_committed group_resume admin_persisted" ;;
         cleanup) echo "delete_topic" ;;
     esac
 }
 
-scenario_cmd() {  # scenario_cmd CLIENT BOOTSTRAP PHASE STATE_DIR
-    case "$1" in
-        kcat) echo "$COMPAT/kcat/scenario.sh" "$2" "$3" "$4" ;;
-        confluent) echo "$VENV/bin/python" "$COMPAT/python/scenario_confluent.py" "$2" --phase "$3" --state "$4/state.json" ;;
+canonical_checks() {  # canonical_checks SCENARIO CLIENT STAGE: the checks it normally reports
+    case "$2" in franz-go|sarama|kafka-go) [[ $1 == basic ]] && go_checks "$3"; return 0 ;; esac
+    case "$1:$3" in                # (for "not run" bookkeeping)
+        basic:produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd message_too_large" ;;
+        basic:verify|basic:restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd partition_order record_timestamps offsets_for_times offsets_for_times_compressed" ;;
+        basic:cleanup) echo "delete_topic" ;;
+        groups:produce) echo "group_create_topic group_produce" ;;
+        groups:verify)
+            if [[ $2 == kcat ]]; then echo "group_consume group_produce_more"
+            elif [[ $2 == kafka-cli ]]; then echo "group_consume group_list group_describe group_produce_more"
+            else echo "group_join group_consume group_commit group_leave_rebalance group_resume_after_rebalance group_list group_describe group_delete_nonempty group_commit_before_restart group_produce_more group_close"; fi ;;
+        groups:restart-verify)
+            if [[ $2 == kcat ]]; then echo "group_resume_after_restart group_resume_again"
+            elif [[ $2 == kafka-cli ]]; then echo "group_committed_after_restart group_resume_after_restart group_reset_offsets"
+            else echo "group_committed_after_restart group_resume_after_restart group_list group_describe group_commit group_close"; fi ;;
+        groups:cleanup)
+            if [[ $2 == kcat ]]; then echo "group_delete_topic"
+            elif [[ $2 == kafka-cli ]]; then echo "group_delete group_delete_topic"
+            else echo "group_list_offsets group_delete group_delete_topic"; fi ;;
+    esac
+}
+
+scenario_cmd() {  # scenario_cmd CLIENT SCENARIO BOOTSTRAP STAGE STATE_DIR
+    # the basic scenarios run `verify` again after the restart; the group scenarios have a
+    # phase of their own for it (the consumer must resume from the committed offsets)
+    local phase="$4"
+    [[ $2 == basic && $phase == restart-verify ]] && phase=verify
+    case "$1:$2" in
+        kcat:basic) echo "$COMPAT/kcat/scenario.sh" "$3" "$phase" "$5" ;;
+        kcat:groups) echo "$COMPAT/kcat/scenario_groups.sh" "$3" "$phase" "$5" ;;
+        confluent:basic) echo "$VENV/bin/python" "$COMPAT/python/scenario_confluent.py" "$3" --phase "$phase" --state "$5/state.json" ;;
+        confluent:groups) echo "$VENV/bin/python" "$COMPAT/python/scenario_groups.py" "$3" --phase "$phase" --state "$5/state.json" ;;
+        # one Go program per client; its basic scenario includes groups, idempotence, admin
+        franz-go:basic|sarama:basic|kafka-go:basic) echo "$COMPAT/go/scenario.sh" "$1" "$3" "$phase" "$5" ;;
+        java:basic) echo "$COMPAT/java/scenario.sh" "$3" "$phase" "$5" ;;
+        java:groups) echo "$COMPAT/java/scenario.sh" --groups "$3" "$phase" "$5" ;;
+        kafka-cli:basic) echo "$COMPAT/kafka-cli/scenario.sh" "$3" "$phase" "$5" ;;
+        kafka-cli:groups) echo "$COMPAT/kafka-cli/scenario_groups.sh" "$3" "$phase" "$5" ;;
     esac
 }
 
 FAILED_OURS=0
 FAILED_REF=0
 
-run_phase() {  # run_phase TARGET CLIENT STAGE BOOTSTRAP
-    local target="$1" client="$2" stage="$3" bootstrap="$4"
-    local phase="$stage"
-    [[ "$stage" == restart-verify ]] && phase=verify
-    local state="$LOGS/state/$target-$client"
+run_phase() {  # run_phase TARGET CLIENT SCENARIO STAGE BOOTSTRAP
+    local target="$1" client="$2" scenario="$3" stage="$4" bootstrap="$5"
+    local name="$client"   # basic keeps its log names: .logs/TARGET-CLIENT-STAGE.out
+    [[ $scenario == basic ]] || name="$client-$scenario"
+    local state="$LOGS/state/$target-$name"
     mkdir -p "$state"
-    local out="$LOGS/$target-$client-$stage.out" err="$LOGS/$target-$client-$stage.err"
+    local out="$LOGS/$target-$name-$stage.out" err="$LOGS/$target-$name-$stage.err"
     local rc=0
     # shellcheck disable=SC2046
-    timeout "$PHASE_TIMEOUT" $(scenario_cmd "$client" "$bootstrap" "$phase" "$state") > "$out" 2> "$err" || rc=$?
-    sed "s/^/   [$target $client $stage] /" "$out" >&2
+    timeout "$PHASE_TIMEOUT" $(scenario_cmd "$client" "$scenario" "$bootstrap" "$stage" "$state") > "$out" 2> "$err" || rc=$?
+    sed "s/^/   [$target $name $stage] /" "$out" >&2
     local seen=" " nfail=0 line status name msg
     while IFS= read -r line; do
         case "$line" in
@@ -263,7 +357,7 @@ run_phase() {  # run_phase TARGET CLIENT STAGE BOOTSTRAP
         last="$(grep -v '^\s*$' "$err" | tail -n 1 | cut -c1-300 || true)"
         [[ -n "$last" ]] && why="$why ($last)"
         local c first=1
-        for c in $(canonical_checks "$stage"); do
+        for c in $(canonical_checks "$scenario" "$client" "$stage"); do
             [[ "$seen" == *" $c "* ]] && continue
             # explain the crash once when the phase printed no failure of its own
             if [[ $nfail -eq 0 && $first -eq 1 ]]; then msg="$why"; first=0; else msg=""; fi
@@ -277,19 +371,42 @@ run_phase() {  # run_phase TARGET CLIENT STAGE BOOTSTRAP
 }
 
 mark_all_notrun() {  # mark_all_notrun TARGET WHY
-    local client stage c first=1 msg
+    local client scenario stage c first=1 msg
     for client in "${CLIENTS[@]}"; do
-        for stage in produce verify restart-verify cleanup; do
-            for c in $(canonical_checks "$stage"); do
-                if [[ $first -eq 1 ]]; then msg="$2"; first=0; else msg=""; fi
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$client" "$stage" "$c" NOTRUN "$msg" >> "$RESULTS"
+        for scenario in "${SCENARIOS[@]}"; do
+            for stage in produce verify restart-verify cleanup; do
+                for c in $(canonical_checks "$scenario" "$client" "$stage"); do
+                    if [[ $first -eq 1 ]]; then msg="$2"; first=0; else msg=""; fi
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$client" "$stage" "$c" NOTRUN "$msg" >> "$RESULTS"
+                done
             done
         done
     done
 }
 
+# franz-go's own kgo tests, the allow-listed ones (compat-tests/franz-go-suite/allowlist.txt),
+# as a step of their own after the scenarios; one failing against this broker fails the run
+run_franz_suite() {  # run_franz_suite TARGET BOOTSTRAP
+    [[ $FRANZ_SUITE -eq 1 && " ${CLIENTS[*]} " == *" franz-go "* ]] || return 0
+    if [[ $1 == ours ]] && ! ours_alive; then ours_launch || true; fi
+    local out="$LOGS/$1-franz-go-suite.out" rc=0 n summary failed
+    n="$(sed 's/#.*//; /^[[:space:]]*$/d' "$COMPAT/franz-go-suite/allowlist.txt" | wc -l)"
+    say "$1: franz-go kgo suite ($n allow-listed tests)"
+    timeout 900 "$COMPAT/franz-go-suite/run.sh" "$2" --out "$LOGS/$1-franz-go-suite.gotest.log" \
+        > "$out" 2> "$LOGS/$1-franz-go-suite.err" || rc=$?
+    sed "s/^/   [$1 franz-go-suite] /" "$out" | grep -v '^   \[[a-z]* franz-go-suite\] PASS ' >&2 || true
+    summary="$(tail -n 1 "$out" 2>/dev/null)"
+    if [[ $rc -ne 0 ]]; then
+        failed="$(grep '^FAIL ' "$out" | head -n 3 | cut -c1-300 | tr '\n' ' ')"
+        event "$1" "franz-go kgo suite (compat-tests/franz-go-suite, $n allow-listed tests): ${summary:-no result}; exit status $rc; ${failed:-see .logs/$1-franz-go-suite.err}"
+        if [[ $1 == ours ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
+    else
+        event "$1" "franz-go kgo suite (compat-tests/franz-go-suite): $summary of the $n allow-listed tests"
+    fi
+}
+
 run_target() {  # run_target ours|reference
-    local target="$1" bootstrap client stage
+    local target="$1" bootstrap client scenario stage
     if [[ $target == ours ]]; then
         ours_start || { mark_all_notrun ours "broker did not start (see Notes)"; FAILED_OURS=1; return; }
         bootstrap="127.0.0.1:$OURS_PORT"
@@ -316,19 +433,27 @@ run_target() {  # run_target ours|reference
             say "$target: restarted in $((SECONDS - t0))s"
         fi
         for client in "${CLIENTS[@]}"; do
-            if [[ $target == ours ]] && ! ours_alive; then
-                if [[ -n "$OURS_PID" ]]; then
-                    local rc=0
-                    wait "$OURS_PID" 2>/dev/null || rc=$?
-                    event ours "broker process died (exit status $rc) before $client $stage; last log lines: $(grep -v '^=====' "$LOGS/broker.log" | tail -n 3 | tr '\n' ' ' | cut -c1-400)"
-                    OURS_PID=""
+            for scenario in "${SCENARIOS[@]}"; do
+                [[ -n "$(scenario_cmd "$client" "$scenario" "$bootstrap" "$stage" -)" ]] || continue
+                if [[ $target == ours ]] && ! ours_alive; then
+                    if [[ -n "$OURS_PID" ]]; then
+                        local rc=0
+                        wait "$OURS_PID" 2>/dev/null || rc=$?
+                        local hint=""
+                        if grep -v '^=====' "$LOGS/broker.log" | tail -n 3 | grep -q "shutting down"; then
+                            hint=" (it logged a signal shutdown that run.sh did not send: another process on this machine signalled it)"
+                        fi
+                        event ours "broker process died (exit status $rc) before $client $scenario $stage$hint; last log lines: $(broker_log_tail)"
+                        OURS_PID=""
+                    fi
+                    ours_launch || true
                 fi
-                ours_launch || true
-            fi
-            say "$target: $client $stage"
-            run_phase "$target" "$client" "$stage" "$bootstrap"
+                say "$target: $client $scenario $stage"
+                run_phase "$target" "$client" "$scenario" "$stage" "$bootstrap"
+            done
         done
     done
+    run_franz_suite "$target" "$bootstrap"
     if [[ $target == ours ]]; then ours_stop; else ref_stop; fi
 }
 
@@ -364,13 +489,42 @@ fi
 KCAT_LABEL="$(kcat -V 2>/dev/null | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1)"
 CONFLUENT_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m, confluent_kafka as c; print("confluent-kafka %s (librdkafka %s)" % (m.version("confluent-kafka"), c.libversion()[0]))' 2>/dev/null || echo confluent-kafka)"
 KAFKA_VER="${KAFKA_VERSION:-4.1.1}"
+JAVA_CLIENTS_VER="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$COMPAT/java/pom.xml" | head -n1)"
+export JAVA_LABEL="Apache Kafka Java client (kafka-clients $JAVA_CLIENTS_VER, $(java -version 2>&1 | head -n1 | sed 's/"//g'))"
+export KAFKA_CLI_LABEL="Apache Kafka $KAFKA_VER command-line tools (kafka-topics, kafka-configs, kafka-console-producer/-consumer, kafka-consumer-groups, kafka-get-offsets, kafka-producer-perf-test)"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || true)"
-"$PYTHON3" - "$RUN_TMP/meta.json" "$RESULTS" "$EVENTS" "$COMMIT" "$KCAT_LABEL" "$CONFLUENT_LABEL" \
-        "$KAFKA_VER" "${CLIENTS[*]}" <<'EOF'
+GO_MOD="$COMPAT/go/go.mod" "$PYTHON3" - "$RUN_TMP/meta.json" "$RESULTS" "$EVENTS" "$COMMIT" "$KCAT_LABEL" "$CONFLUENT_LABEL" \
+        "$KAFKA_VER" "${CLIENTS[*]}" "${SCENARIOS[*]}" <<'EOF'
 import datetime, json, sys
-out, results, events, commit, kcat_label, confluent_label, kafka_ver, clients = sys.argv[1:]
-labels = {"kcat": (kcat_label or "kcat") + " via `compat-tests/kcat/scenario.sh`",
-          "confluent": confluent_label + " via `compat-tests/python/scenario_confluent.py`"}
+out, results, events, commit, kcat_label, confluent_label, kafka_ver, clients, scenarios = sys.argv[1:]
+paths = {("kcat", "basic"): "compat-tests/kcat/scenario.sh",
+         ("kcat", "groups"): "compat-tests/kcat/scenario_groups.sh",
+         ("confluent", "basic"): "compat-tests/python/scenario_confluent.py",
+         ("confluent", "groups"): "compat-tests/python/scenario_groups.py",
+         ("franz-go", "basic"): "compat-tests/go/scenario.sh",
+         ("sarama", "basic"): "compat-tests/go/scenario.sh",
+         ("kafka-go", "basic"): "compat-tests/go/scenario.sh",
+         ("java", "basic"): "compat-tests/java/scenario.sh",
+         ("java", "groups"): "compat-tests/java/scenario.sh --groups",
+         ("kafka-cli", "basic"): "compat-tests/kafka-cli/scenario.sh",
+         ("kafka-cli", "groups"): "compat-tests/kafka-cli/scenario_groups.sh"}
+scripts = {(c, s): paths[(c, s)] for c in clients.split() for s in scenarios.split() if (c, s) in paths}
+def via(client):
+    return " via " + ", ".join(f"`{p}`" for (c, _), p in scripts.items() if c == client)
+import os
+gomod = {}
+for ln in open(os.environ["GO_MOD"]):
+    f = ln.split()
+    if len(f) >= 2 and f[0].startswith("github.com/"):
+        gomod[f[0]] = f[1]
+labels = {"franz-go": "franz-go %s (kgo, kadm %s)" % (gomod.get("github.com/twmb/franz-go", "?"),
+                                                      gomod.get("github.com/twmb/franz-go/pkg/kadm", "?")) + via("franz-go"),
+          "sarama": "IBM/sarama %s" % gomod.get("github.com/IBM/sarama", "?") + via("sarama"),
+          "kafka-go": "segmentio/kafka-go %s" % gomod.get("github.com/segmentio/kafka-go", "?") + via("kafka-go"),
+          "kcat": (kcat_label or "kcat") + via("kcat"),
+          "confluent": confluent_label + via("confluent"),
+          "java": os.environ.get("JAVA_LABEL", "java") + via("java"),
+          "kafka-cli": os.environ.get("KAFKA_CLI_LABEL", "kafka-cli") + via("kafka-cli")}
 have = {line.split("\t")[0] for line in open(results) if line.strip()}
 targets = {}
 if "ours" in have:
@@ -383,9 +537,7 @@ json.dump({
     "clients": {c: labels[c] for c in clients.split()},
     "targets": targets,
     "events": [json.loads(line) for line in open(events) if line.strip()],
-    "scenarios": {c: {"kcat": "compat-tests/kcat/scenario.sh",
-                      "confluent": "compat-tests/python/scenario_confluent.py"}[c]
-                  for c in clients.split()},
+    "scenarios": {f"{c}/{s}": p for (c, s), p in scripts.items()},
 }, open(out, "w"))
 EOF
 "$PYTHON3" "$COMPAT/render_matrix.py" "$RESULTS" "$RUN_TMP/meta.json" "$COMPAT/MATRIX.md"
