@@ -8,7 +8,7 @@
 #   --reference-only  only against Apache Kafka (checks the scenarios themselves; no cargo build)
 #   --no-build        use the existing target/release/broker
 #   --clients LIST    comma-separated subset of: kcat,confluent,franz-go,sarama,kafka-go,
-#                     java,kafka-cli
+#                     java,kafka-cli,kafkajs,kafka-python
 #                     (default: all)
 #   --no-franz-go-suite  skip franz-go's own kgo tests (compat-tests/franz-go-suite), which
 #                     otherwise run after the scenarios whenever franz-go is a client
@@ -30,7 +30,7 @@ VENV="$COMPAT/.venv"
 REF_SCRIPT="$REPO/scripts/kafka-reference.sh"
 BROKER_BIN="${BROKER_BIN:-$REPO/target/release/broker}"
 PHASE_TIMEOUT="${PHASE_TIMEOUT:-180}"
-ALL_CLIENTS=(kcat confluent franz-go sarama kafka-go java kafka-cli)
+ALL_CLIENTS=(kcat confluent franz-go sarama kafka-go java kafka-cli kafkajs kafka-python)
 ALL_SCENARIOS=(basic groups)
 
 RUN_OURS=1
@@ -123,6 +123,31 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.requirements.sha256" 2>/dev/null
     "$PYTHON3" -m venv "$VENV" || { apt_install python3-venv; "$PYTHON3" -m venv --clear "$VENV"; }
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >&2
     echo "$REQ_SUM" > "$VENV/.requirements.sha256"
+fi
+
+# kafka-python and its codec packages go into the same venv (no conflicts with confluent-kafka)
+REQ_KPY="$COMPAT/python/requirements-kafka-python.txt"
+if [[ " ${CLIENTS[*]} " == *" kafka-python "* ]]; then
+    KPY_SUM="$(sha256sum "$REQ_KPY" | cut -d' ' -f1)"
+    if [[ "$(cat "$VENV/.requirements-kafka-python.sha256" 2>/dev/null)" != "$KPY_SUM" ]]; then
+        say "installing $(tr '\n' ' ' < "$REQ_KPY") into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ_KPY" >&2
+        echo "$KPY_SUM" > "$VENV/.requirements-kafka-python.sha256"
+    fi
+fi
+
+# kafkajs: compat-tests/node (package.json + package-lock.json), `npm ci` when the lock changed
+if [[ " ${CLIENTS[*]} " == *" kafkajs "* ]]; then
+    command -v npm >/dev/null || { say "installing nodejs and npm (apt)"; apt_install nodejs npm; }
+    LOCK_SUM="$(sha256sum "$COMPAT/node/package-lock.json" | cut -d' ' -f1)"
+    if [[ "$(cat "$COMPAT/node/node_modules/.lock.sha256" 2>/dev/null)" != "$LOCK_SUM" ]]; then
+        say "npm ci in $COMPAT/node (log: $LOGS/npm-ci.log)"
+        if (cd "$COMPAT/node" && npm ci --no-audit --no-fund) > "$LOGS/npm-ci.log" 2>&1; then
+            echo "$LOCK_SUM" > "$COMPAT/node/node_modules/.lock.sha256"
+        else
+            say "npm ci failed (the kafkajs phases will report it): $(tail -n 2 "$LOGS/npm-ci.log" | tr '\n' ' ')"
+        fi
+    fi
 fi
 
 if [[ $RUN_REF -eq 1 ]]; then
@@ -283,8 +308,21 @@ go_checks() {  # go_checks STAGE: what compat-tests/go/scenario.sh reports (basi
     esac
 }
 
+js_py_checks() {  # js_py_checks SCENARIO STAGE: what kafkajs / kafka-python report
+    case "$1:$2" in
+        basic:produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd large_record message_too_large idempotent_producer admin_describe_topic admin_create_partitions admin_alter_configs admin_alter_configs_legacy admin_describe_configs" ;;
+        basic:verify|basic:restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd content_large partition_order record_timestamps offsets_for_times offsets_for_times_compressed idempotent_log admin_persisted" ;;
+        basic:cleanup) echo "delete_topic" ;;
+        groups:produce) echo "group_create_topic group_produce" ;;
+        groups:verify) echo "group_join group_consume group_commit group_leave_rebalance group_resume_after_rebalance group_list group_describe group_commit_before_restart group_produce_more group_close" ;;
+        groups:restart-verify) echo "group_committed_after_restart group_resume_after_restart group_close" ;;
+        groups:cleanup) echo "group_list_offsets group_delete group_delete_topic" ;;
+    esac
+}
+
 canonical_checks() {  # canonical_checks SCENARIO CLIENT STAGE: the checks it normally reports
     case "$2" in franz-go|sarama|kafka-go) [[ $1 == basic ]] && go_checks "$3"; return 0 ;; esac
+    case "$2" in kafkajs|kafka-python) js_py_checks "$1" "$3"; return 0 ;; esac
     case "$1:$3" in                # (for "not run" bookkeeping)
         basic:produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd message_too_large" ;;
         basic:verify|basic:restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd partition_order record_timestamps offsets_for_times offsets_for_times_compressed" ;;
@@ -321,6 +359,8 @@ scenario_cmd() {  # scenario_cmd CLIENT SCENARIO BOOTSTRAP STAGE STATE_DIR
         java:groups) echo "$COMPAT/java/scenario.sh" --groups "$3" "$phase" "$5" ;;
         kafka-cli:basic) echo "$COMPAT/kafka-cli/scenario.sh" "$3" "$phase" "$5" ;;
         kafka-cli:groups) echo "$COMPAT/kafka-cli/scenario_groups.sh" "$3" "$phase" "$5" ;;
+        kafkajs:basic|kafkajs:groups) echo node "$COMPAT/node/scenario_kafkajs.js" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
+        kafka-python:basic|kafka-python:groups) echo "$VENV/bin/python" "$COMPAT/python/scenario_kafka_python.py" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
     esac
 }
 
@@ -491,6 +531,8 @@ CONFLUENT_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m, conflu
 KAFKA_VER="${KAFKA_VERSION:-4.1.1}"
 JAVA_CLIENTS_VER="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$COMPAT/java/pom.xml" | head -n1)"
 export JAVA_LABEL="Apache Kafka Java client (kafka-clients $JAVA_CLIENTS_VER, $(java -version 2>&1 | head -n1 | sed 's/"//g'))"
+export KAFKAJS_LABEL="kafkajs $(sed -n 's/.*"kafkajs": "\(.*\)".*/\1/p' "$COMPAT/node/package.json" | head -n1) (Node.js $(node --version 2>/dev/null || echo '?'); codecs: kafkajs-snappy, kafkajs-lz4, zstd-codec)"
+export KAFKA_PYTHON_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m; print("kafka-python %s (python-snappy %s, lz4 %s, zstandard %s)" % tuple(m.version(p) for p in ("kafka-python", "python-snappy", "lz4", "zstandard")))' 2>/dev/null || echo kafka-python)"
 export KAFKA_CLI_LABEL="Apache Kafka $KAFKA_VER command-line tools (kafka-topics, kafka-configs, kafka-console-producer/-consumer, kafka-consumer-groups, kafka-get-offsets, kafka-producer-perf-test)"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || true)"
 GO_MOD="$COMPAT/go/go.mod" "$PYTHON3" - "$RUN_TMP/meta.json" "$RESULTS" "$EVENTS" "$COMMIT" "$KCAT_LABEL" "$CONFLUENT_LABEL" \
@@ -507,7 +549,11 @@ paths = {("kcat", "basic"): "compat-tests/kcat/scenario.sh",
          ("java", "basic"): "compat-tests/java/scenario.sh",
          ("java", "groups"): "compat-tests/java/scenario.sh --groups",
          ("kafka-cli", "basic"): "compat-tests/kafka-cli/scenario.sh",
-         ("kafka-cli", "groups"): "compat-tests/kafka-cli/scenario_groups.sh"}
+         ("kafka-cli", "groups"): "compat-tests/kafka-cli/scenario_groups.sh",
+         ("kafkajs", "basic"): "compat-tests/node/scenario_kafkajs.js --scenario basic",
+         ("kafkajs", "groups"): "compat-tests/node/scenario_kafkajs.js --scenario groups",
+         ("kafka-python", "basic"): "compat-tests/python/scenario_kafka_python.py --scenario basic",
+         ("kafka-python", "groups"): "compat-tests/python/scenario_kafka_python.py --scenario groups"}
 scripts = {(c, s): paths[(c, s)] for c in clients.split() for s in scenarios.split() if (c, s) in paths}
 def via(client):
     return " via " + ", ".join(f"`{p}`" for (c, _), p in scripts.items() if c == client)
@@ -524,7 +570,9 @@ labels = {"franz-go": "franz-go %s (kgo, kadm %s)" % (gomod.get("github.com/twmb
           "kcat": (kcat_label or "kcat") + via("kcat"),
           "confluent": confluent_label + via("confluent"),
           "java": os.environ.get("JAVA_LABEL", "java") + via("java"),
-          "kafka-cli": os.environ.get("KAFKA_CLI_LABEL", "kafka-cli") + via("kafka-cli")}
+          "kafka-cli": os.environ.get("KAFKA_CLI_LABEL", "kafka-cli") + via("kafka-cli"),
+          "kafkajs": os.environ.get("KAFKAJS_LABEL", "kafkajs") + via("kafkajs"),
+          "kafka-python": os.environ.get("KAFKA_PYTHON_LABEL", "kafka-python") + via("kafka-python")}
 have = {line.split("\t")[0] for line in open(results) if line.strip()}
 targets = {}
 if "ours" in have:
