@@ -338,7 +338,16 @@ pub fn describe(
         .iter()
         .map(|r| {
             let name = r.resource_name.to_string();
-            let outcome = alterable(r.resource_type)?;
+            let outcome = match r.resource_type {
+                RESOURCE_TOPIC => {
+                    describe_topic(broker, &request, &name, &r.configuration_keys, version)
+                }
+                RESOURCE_BROKER => describe_broker(broker, &request, &name, &r.configuration_keys),
+                other => Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
@@ -351,21 +360,6 @@ pub fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
-}
-
-/// Only topic configs can be altered: broker configs come from the JSON file.
-fn alterable(resource_type: i8) -> Result<(), AdminError> {
-    match resource_type {
-        RESOURCE_TOPIC => Ok(()),
-        RESOURCE_BROKER => Err(AdminError::new(
-            ResponseError::InvalidRequest,
-            "broker configs are static: change the broker's JSON config file and restart",
-        )),
-        other => Err(AdminError::new(
-            ResponseError::InvalidRequest,
-            format!("resource type {other} is not supported"),
-        )),
-    }
 }
 
 const OP_SET: i8 = 0;
@@ -381,7 +375,21 @@ pub async fn incremental_alter(
         responses.push({
             let name = r.resource_name.to_string();
             let outcome = async {
-                alterable(r.resource_type)?;
+                match r.resource_type {
+                    RESOURCE_TOPIC => {}
+                    RESOURCE_BROKER => {
+                        return Err(AdminError::new(
+                            ResponseError::InvalidRequest,
+                            "broker configs are static: change the broker's JSON config file and restart",
+                        ))
+                    }
+                    other => {
+                        return Err(AdminError::new(
+                            ResponseError::InvalidRequest,
+                            format!("resource type {other} is not supported"),
+                        ))
+                    }
+                }
                 let mut seen = HashSet::new();
                 let mut set = BTreeMap::new();
                 let mut delete = Vec::new();
@@ -444,7 +452,19 @@ pub async fn alter(
     for r in &request.resources {
         let name = r.resource_name.to_string();
         let outcome = async {
-            alterable(r.resource_type)?;
+            match r.resource_type {
+                RESOURCE_TOPIC => {}
+                RESOURCE_BROKER => return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    "broker configs are static: change the broker's JSON config file and restart",
+                )),
+                other => {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!("resource type {other} is not supported"),
+                    ))
+                }
+            }
             let mut set = BTreeMap::new();
             for c in &r.configs {
                 let key = c.name.to_string();
