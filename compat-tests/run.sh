@@ -3,7 +3,7 @@
 # against Apache Kafka side by side). Writes compat-tests/MATRIX.md.
 #
 # Usage: compat-tests/run.sh [--reference | --reference-only] [--no-build] [--clients LIST]
-#                           [--scenarios LIST]
+#                           [--scenarios LIST] [--cluster]
 #   --reference       also run every scenario against Apache Kafka (scripts/kafka-reference.sh)
 #   --reference-only  only against Apache Kafka (checks the scenarios themselves; no cargo build)
 #   --no-build        use the existing target/release/broker
@@ -13,6 +13,9 @@
 #   --no-franz-go-suite  skip franz-go's own kgo tests (compat-tests/franz-go-suite), which
 #                     otherwise run after the scenarios whenever franz-go is a client
 #   --scenarios LIST  comma-separated subset of: basic,groups (default: all)
+#   --cluster         run this broker as a three-node Raft cluster (free ports, configs in the
+#                     run's temp dir, bootstrap = all three) instead of one node; restart =
+#                     all three; writes compat-tests/MATRIX-cluster.md, logs .logs-cluster/
 #
 # For each broker: every client runs `produce`, then `verify` of each scenario; the broker is
 # restarted (SIGTERM, start again over the same data dir); every client runs `verify` again
@@ -35,6 +38,7 @@ ALL_SCENARIOS=(basic groups)
 
 RUN_OURS=1
 RUN_REF=0
+CLUSTER=0
 BUILD=1
 FRANZ_SUITE=1
 CLIENTS=("${ALL_CLIENTS[@]}")
@@ -44,10 +48,11 @@ while [[ $# -gt 0 ]]; do
         --reference) RUN_REF=1 ;;
         --reference-only) RUN_REF=1; RUN_OURS=0; BUILD=0 ;;
         --no-build) BUILD=0 ;;
+        --cluster) CLUSTER=1 ;;
         --no-franz-go-suite) FRANZ_SUITE=0 ;;
         --clients) shift; IFS=, read -r -a CLIENTS <<< "${1:-}" ;;
         --scenarios) shift; IFS=, read -r -a SCENARIOS <<< "${1:-}" ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,6 +63,16 @@ done
 for s in "${SCENARIOS[@]}"; do
     [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || { echo "unknown scenario: $s" >&2; exit 2; }
 done
+
+# OURS_T: this broker's target name in results.tsv (ours, or cluster with --cluster)
+OURS_T=ours
+MATRIX_OUT="$COMPAT/MATRIX.md"
+if [[ $CLUSTER -eq 1 ]]; then
+    [[ $RUN_OURS -eq 1 ]] || { echo "--cluster does not go with --reference-only" >&2; exit 2; }
+    OURS_T=cluster
+    LOGS="$COMPAT/.logs-cluster"
+    MATRIX_OUT="$COMPAT/MATRIX-cluster.md"
+fi
 
 mkdir -p "$LOGS"
 RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/compat-run.XXXXXX")"
@@ -77,8 +92,18 @@ OURS_PORT=""
 OURS_CFG=""
 OURS_DATA=""
 REF_PORT=""
+CLUSTER_PIDS=()   # --cluster: one PID per node ("" when not running)
 cleanup() {
     local rc=$?
+    local cpid
+    for cpid in "${CLUSTER_PIDS[@]}"; do
+        if [[ -n "$cpid" ]]; then kill -TERM -- "-$cpid" 2>/dev/null || true; fi
+    done
+    for cpid in "${CLUSTER_PIDS[@]}"; do
+        [[ -n "$cpid" ]] || continue
+        for _ in $(seq 1 40); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.25; done
+        kill -KILL -- "-$cpid" 2>/dev/null || true
+    done
     if [[ -n "$OURS_PID" ]] && kill -0 "$OURS_PID" 2>/dev/null; then
         kill -TERM -- "-$OURS_PID" 2>/dev/null || kill -TERM "$OURS_PID" 2>/dev/null || true
         sleep 1
@@ -279,6 +304,193 @@ ours_stop() {  # SIGTERM; records it when the broker needs SIGKILL or exits non-
 
 ours_alive() { [[ -n "$OURS_PID" ]] && kill -0 "$OURS_PID" 2>/dev/null; }
 
+# --- this broker as a three-node Raft cluster (--cluster)
+CLUSTER_KPORTS=()   # Kafka ports of nodes 1-3
+CLUSTER_RPORTS=()   # Raft ports of nodes 1-3
+CLUSTER_BOOTSTRAP=""
+
+free_ports() {  # free_ports N: N distinct ports, each free on 127.0.0.1 (20000-30000)
+    "$PYTHON3" - "$1" <<'EOF'
+import random, socket, sys
+n, got = int(sys.argv[1]), []
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(2000):
+    p = random.randrange(20000, 30000)
+    if p not in got and free(p):
+        got.append(p)
+        if len(got) == n:
+            break
+print(" ".join(map(str, got)))
+EOF
+}
+
+cluster_start() {  # ports, configs and data dirs in the run's temp dir, then cluster_launch
+    local ports i members
+    read -r -a ports <<< "$(free_ports 6)"
+    [[ ${#ports[@]} -eq 6 ]] || { event "$OURS_T" "could not find 6 free ports"; return 1; }
+    CLUSTER_KPORTS=("${ports[@]:0:3}")
+    CLUSTER_RPORTS=("${ports[@]:3:3}")
+    CLUSTER_BOOTSTRAP="127.0.0.1:${CLUSTER_KPORTS[0]},127.0.0.1:${CLUSTER_KPORTS[1]},127.0.0.1:${CLUSTER_KPORTS[2]}"
+    members="\"127.0.0.1:${CLUSTER_RPORTS[0]}\", \"127.0.0.1:${CLUSTER_RPORTS[1]}\", \"127.0.0.1:${CLUSTER_RPORTS[2]}\""
+    mkdir -p "$RUN_TMP/sut"
+    OURS_BIN="$RUN_TMP/sut/server-under-test"   # a copy, as for the single node
+    cp "$BROKER_BIN" "$OURS_BIN"
+    for i in 1 2 3; do
+        local dir="$RUN_TMP/sut/node$i"
+        mkdir -p "$dir/data" "$dir/raft"
+        cat > "$dir/config.json" <<EOF
+{"data_dir": "$dir/data", "group_initial_rebalance_delay": "0s",
+ "server": {"host": "127.0.0.1", "port": "${CLUSTER_KPORTS[$((i - 1))]}"},
+ "cluster": {"enabled": true, "node_id": $i, "raft_address": "127.0.0.1:${CLUSTER_RPORTS[$((i - 1))]}",
+             "initial_members": [$members], "data_dir": "$dir/raft", "rtt_ms": 50}}
+EOF
+        cp "$dir/config.json" "$LOGS/node$i.json"
+        : > "$LOGS/node$i.log"
+    done
+    CLUSTER_PIDS=("" "" "")
+    cluster_launch
+}
+
+cluster_metadata() {  # cluster_metadata PORT...: "brokers/controller" per port (Metadata v1)
+    "$PYTHON3" - "$@" <<'EOF'
+import socket, struct, sys
+def metadata(port):
+    body = struct.pack(">hhih", 3, 1, 1, 5) + b"probe" + struct.pack(">i", 0)  # v1, no topics
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.settimeout(2)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        def read(n):
+            b = b""
+            while len(b) < n:
+                c = s.recv(n - len(b))
+                if not c:
+                    raise OSError("connection closed")
+                b += c
+            return b
+        data = read(struct.unpack(">i", read(4))[0])
+    at = 4
+    (n,) = struct.unpack_from(">i", data, at); at += 4
+    for _ in range(n):
+        at += 4
+        (hl,) = struct.unpack_from(">h", data, at); at += 2 + hl
+        at += 4
+        (rl,) = struct.unpack_from(">h", data, at); at += 2 + max(rl, 0)
+    (controller,) = struct.unpack_from(">i", data, at)
+    return n, controller
+out = []
+for p in sys.argv[1:]:
+    try:
+        out.append("%d/%d" % metadata(int(p)))
+    except (OSError, struct.error) as e:
+        out.append("-/-")
+print(" ".join(out))
+EOF
+}
+
+cluster_launch() {  # start the three nodes at once (each waits for a quorum), then wait (60 s)
+    local i t0=$SECONDS
+    for i in 1 2 3; do
+        echo "===== $(date -Is) starting $BROKER_BIN (copied to $OURS_BIN) --config $RUN_TMP/sut/node$i/config.json" >> "$LOGS/node$i.log"
+        NO_COLOR=1 setsid "$OURS_BIN" --config "$RUN_TMP/sut/node$i/config.json" >> "$LOGS/node$i.log" 2>&1 < /dev/null &
+        CLUSTER_PIDS[i - 1]=$!
+    done
+    # until every node answers Metadata with 3 brokers and the same controller
+    local deadline=$((SECONDS + 60)) seen="" why="" answers a ctl ok
+    while (( SECONDS < deadline )); do
+        for i in 1 2 3; do
+            if ! kill -0 "${CLUSTER_PIDS[i - 1]}" 2>/dev/null; then
+                why="node $i exited during startup: $(node_log_tail "$i")"
+                break 2
+            fi
+        done
+        seen="$(cluster_metadata "${CLUSTER_KPORTS[@]}" 2>/dev/null || true)"
+        read -r -a answers <<< "$seen"
+        ctl="${answers[0]#*/}" ok=1
+        [[ ${#answers[@]} -eq 3 ]] || ok=0
+        for a in "${answers[@]}"; do
+            [[ "${a%/*}" == 3 && "${a#*/}" == "$ctl" && "$ctl" != -1 ]] || ok=0
+        done
+        if [[ $ok -eq 1 ]]; then
+            say "$OURS_T: 3 nodes up in $((SECONDS - t0))s, controller is node $ctl (brokers/controller per node: $seen)"
+            return 0
+        fi
+        sleep 0.5
+    done
+    [[ -n "$why" ]] || why="no agreement on 3 brokers and one controller within 60s (brokers/controller per node: ${seen:-none})"
+    event "$OURS_T" "cluster $why"
+    cluster_stop quiet
+    return 1
+}
+
+node_log_tail() {  # node_log_tail N: node N's last log lines on one line, without colour codes
+    grep -v "^=====" "$LOGS/node$1.log" | tail -n 3 | sed 's/\x1b\[[0-9;]*m//g' | tr '\n' ' ' | cut -c1-600 || true
+}
+
+cluster_stop() {  # SIGTERM to all three at once; records SIGKILLs and non-zero exits
+    local i pid rc
+    for pid in "${CLUSTER_PIDS[@]}"; do
+        if [[ -n "$pid" ]]; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for i in 1 2 3; do
+        pid="${CLUSTER_PIDS[i - 1]:-}"
+        [[ -n "$pid" ]] || continue
+        CLUSTER_PIDS[i - 1]=""
+        for _ in $(seq 1 80); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.25
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            [[ "${1:-}" == quiet ]] || event "$OURS_T" "node $i did not exit within 20s of SIGTERM; killed with SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
+        rc=0
+        wait "$pid" 2>/dev/null || rc=$?
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        if [[ $rc -ne 0 && $rc -ne 143 && "${1:-}" != quiet ]]; then
+            event "$OURS_T" "node $i exited with status $rc after SIGTERM"
+        fi
+    done
+}
+
+cluster_alive() {
+    local pid
+    [[ ${#CLUSTER_PIDS[@]} -eq 3 ]] || return 1
+    for pid in "${CLUSTER_PIDS[@]}"; do
+        [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    done
+    return 0
+}
+
+cluster_revive() {  # cluster_revive BEFORE: a node died; record it, stop the rest, start all three
+    local i pid rc
+    for i in 1 2 3; do
+        pid="${CLUSTER_PIDS[i - 1]:-}"
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            CLUSTER_PIDS[i - 1]=""
+            event "$OURS_T" "node $i died (exit status $rc) before $1; last log lines: $(node_log_tail "$i")"
+        fi
+    done
+    cluster_stop
+    cluster_launch || true
+}
+
+# --- this broker, one node or the cluster (run_target and the franz-go suite call these)
+sut_start() { if [[ $CLUSTER -eq 1 ]]; then cluster_start; else ours_start; fi; }
+sut_launch() { if [[ $CLUSTER -eq 1 ]]; then cluster_launch; else ours_launch; fi; }
+sut_stop() { if [[ $CLUSTER -eq 1 ]]; then cluster_stop; else ours_stop; fi; }
+sut_alive() { if [[ $CLUSTER -eq 1 ]]; then cluster_alive; else ours_alive; fi; }
+sut_bootstrap() { if [[ $CLUSTER -eq 1 ]]; then echo "$CLUSTER_BOOTSTRAP"; else echo "127.0.0.1:$OURS_PORT"; fi; }
+
 # --- Apache Kafka
 ref_start() {
     # one retry on a fresh port: a start can fail by chance (e.g. the random cluster id
@@ -403,10 +615,10 @@ run_phase() {  # run_phase TARGET CLIENT SCENARIO STAGE BOOTSTRAP
             if [[ $nfail -eq 0 && $first -eq 1 ]]; then msg="$why"; first=0; else msg=""; fi
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$client" "$stage" "$c" NOTRUN "$msg" >> "$RESULTS"
         done
-        if [[ $target == ours ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
+        if [[ $target != reference ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
     fi
     if [[ $nfail -gt 0 ]]; then
-        if [[ $target == ours ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
+        if [[ $target != reference ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
     fi
 }
 
@@ -428,7 +640,9 @@ mark_all_notrun() {  # mark_all_notrun TARGET WHY
 # as a step of their own after the scenarios; one failing against this broker fails the run
 run_franz_suite() {  # run_franz_suite TARGET BOOTSTRAP
     [[ $FRANZ_SUITE -eq 1 && " ${CLIENTS[*]} " == *" franz-go "* ]] || return 0
-    if [[ $1 == ours ]] && ! ours_alive; then ours_launch || true; fi
+    if [[ $1 != reference ]] && ! sut_alive; then
+        if [[ $CLUSTER -eq 1 ]]; then cluster_revive "the franz-go suite"; else ours_launch || true; fi
+    fi
     local out="$LOGS/$1-franz-go-suite.out" rc=0 n summary failed
     n="$(sed 's/#.*//; /^[[:space:]]*$/d' "$COMPAT/franz-go-suite/allowlist.txt" | wc -l)"
     say "$1: franz-go kgo suite ($n allow-listed tests)"
@@ -439,17 +653,17 @@ run_franz_suite() {  # run_franz_suite TARGET BOOTSTRAP
     if [[ $rc -ne 0 ]]; then
         failed="$(grep '^FAIL ' "$out" | head -n 3 | cut -c1-300 | tr '\n' ' ')"
         event "$1" "franz-go kgo suite (compat-tests/franz-go-suite, $n allow-listed tests): ${summary:-no result}; exit status $rc; ${failed:-see .logs/$1-franz-go-suite.err}"
-        if [[ $1 == ours ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
+        if [[ $1 != reference ]]; then FAILED_OURS=1; else FAILED_REF=1; fi
     else
         event "$1" "franz-go kgo suite (compat-tests/franz-go-suite): $summary of the $n allow-listed tests"
     fi
 }
 
-run_target() {  # run_target ours|reference
+run_target() {  # run_target ours|cluster|reference
     local target="$1" bootstrap client scenario stage
-    if [[ $target == ours ]]; then
-        ours_start || { mark_all_notrun ours "broker did not start (see Notes)"; FAILED_OURS=1; return; }
-        bootstrap="127.0.0.1:$OURS_PORT"
+    if [[ $target != reference ]]; then
+        sut_start || { mark_all_notrun "$target" "broker did not start (see Notes)"; FAILED_OURS=1; return; }
+        bootstrap="$(sut_bootstrap)"
     else
         if ! ref_start; then
             event reference "Apache Kafka did not start: $(tail -n 3 "$LOGS/kafka-reference.script.log" | tr '\n' ' ')"
@@ -464,9 +678,9 @@ run_target() {  # run_target ours|reference
         if [[ $stage == restart-verify ]]; then
             say "$target: restarting the broker"
             local t0=$SECONDS
-            if [[ $target == ours ]]; then
-                ours_stop
-                ours_launch || true
+            if [[ $target != reference ]]; then
+                sut_stop
+                sut_launch || true
             else
                 ref_restart || event reference "restart failed"
             fi
@@ -475,7 +689,9 @@ run_target() {  # run_target ours|reference
         for client in "${CLIENTS[@]}"; do
             for scenario in "${SCENARIOS[@]}"; do
                 [[ -n "$(scenario_cmd "$client" "$scenario" "$bootstrap" "$stage" -)" ]] || continue
-                if [[ $target == ours ]] && ! ours_alive; then
+                if [[ $target == cluster ]] && ! cluster_alive; then
+                    cluster_revive "$client $scenario $stage"
+                elif [[ $target == ours ]] && ! ours_alive; then
                     if [[ -n "$OURS_PID" ]]; then
                         local rc=0
                         wait "$OURS_PID" 2>/dev/null || rc=$?
@@ -494,7 +710,7 @@ run_target() {  # run_target ours|reference
         done
     done
     run_franz_suite "$target" "$bootstrap"
-    if [[ $target == ours ]]; then ours_stop; else ref_stop; fi
+    if [[ $target != reference ]]; then sut_stop; else ref_stop; fi
 }
 
 # ------------------------------------------------------------------------ main
@@ -505,19 +721,19 @@ if [[ $RUN_OURS -eq 1 && $BUILD -eq 1 ]]; then
     say "cargo build --release (log: $LOGS/cargo-build.log)"
     if ! (cd "$REPO" && cargo build --release) > "$LOGS/cargo-build.log" 2>&1; then
         first_err="$(grep -m1 -E '^error' "$LOGS/cargo-build.log" || tail -n 1 "$LOGS/cargo-build.log" || true)"
-        event ours "cargo build --release failed: $first_err"
-        mark_all_notrun ours "cargo build --release failed"
+        event "$OURS_T" "cargo build --release failed: $first_err"
+        mark_all_notrun "$OURS_T" "cargo build --release failed"
         FAILED_OURS=1
         RUN_OURS=0
     fi
 fi
 if [[ $RUN_OURS -eq 1 ]]; then
     if [[ ! -x "$BROKER_BIN" ]]; then
-        event ours "no broker binary at $BROKER_BIN"
-        mark_all_notrun ours "no broker binary"
+        event "$OURS_T" "no broker binary at $BROKER_BIN"
+        mark_all_notrun "$OURS_T" "no broker binary"
         FAILED_OURS=1
     else
-        run_target ours
+        run_target "$OURS_T"
     fi
 fi
 if [[ $RUN_REF -eq 1 ]]; then
@@ -577,6 +793,10 @@ have = {line.split("\t")[0] for line in open(results) if line.strip()}
 targets = {}
 if "ours" in have:
     targets["ours"] = "`target/release/broker` built from this repository"
+if "cluster" in have:
+    targets["cluster"] = ("`target/release/broker` built from this repository, as a three-node Raft "
+                          "cluster (replication factor 1, `rtt_ms` 50; clients bootstrap from all "
+                          "three; restart = all three)")
 if "reference" in have:
     targets["reference"] = f"Apache Kafka {kafka_ver} (KRaft, single node, `scripts/kafka-reference.sh`)"
 json.dump({
@@ -588,12 +808,12 @@ json.dump({
     "scenarios": {f"{c}/{s}": p for (c, s), p in scripts.items()},
 }, open(out, "w"))
 EOF
-"$PYTHON3" "$COMPAT/render_matrix.py" "$RESULTS" "$RUN_TMP/meta.json" "$COMPAT/MATRIX.md"
-say "wrote $COMPAT/MATRIX.md ($((SECONDS - START))s)"
+"$PYTHON3" "$COMPAT/render_matrix.py" "$RESULTS" "$RUN_TMP/meta.json" "$MATRIX_OUT"
+say "wrote $MATRIX_OUT ($((SECONDS - START))s)"
 
-grep -E '^(ours|reference)' "$RESULTS" | awk -F'\t' '{n[$1" "$5]++} END {for (k in n) print "   " k ": " n[k]}' | sort >&2
+grep -E '^(ours|cluster|reference)' "$RESULTS" | awk -F'\t' '{n[$1" "$5]++} END {for (k in n) print "   " k ": " n[k]}' | sort >&2
 if [[ $WANT_OURS -eq 1 && $FAILED_OURS -ne 0 ]]; then
-    say "FAILED against this broker (see compat-tests/MATRIX.md)"
+    say "FAILED against this broker (see ${MATRIX_OUT#"$REPO"/})"
     exit 1
 fi
 if [[ $WANT_OURS -eq 0 && $FAILED_REF -ne 0 ]]; then

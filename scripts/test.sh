@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 echo "== cargo test (workspace)"
 cargo test --workspace --release 2>&1
 
-echo "== client compatibility suite"
+echo "== client compatibility suite (single node)"
 bash compat-tests/run.sh
+
+echo "== client compatibility suite (three-node cluster)"
+bash compat-tests/run.sh --cluster --no-build
 
 echo "== three-node cluster"
 bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true

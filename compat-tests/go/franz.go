@@ -29,7 +29,7 @@ func franzLogger(name string) kgo.Opt {
 }
 
 func newFranz(bootstrap string) (Client, error) {
-	f := &franz{seeds: []string{bootstrap}}
+	f := &franz{seeds: splitBootstrap(bootstrap)}
 	cl, err := kgo.NewClient(f.opts("admin")...)
 	if err != nil {
 		return nil, err

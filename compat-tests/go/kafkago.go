@@ -15,14 +15,15 @@ import (
 
 // segmentio/kafka-go: Writer, Reader (partition and group), ConsumerGroup, Client.
 type kafkaGo struct {
-	bootstrap string
-	client    *kafka.Client
+	brokers []string // the bootstrap list, split at commas
+	client  *kafka.Client
 }
 
 var kafkaGoLog = log.New(os.Stderr, "kafka-go: ", log.Ltime|log.Lmicroseconds)
 
 func newKafkaGo(bootstrap string) (Client, error) {
-	return &kafkaGo{bootstrap: bootstrap, client: &kafka.Client{Addr: kafka.TCP(bootstrap), Timeout: 20 * time.Second}}, nil
+	brokers := splitBootstrap(bootstrap)
+	return &kafkaGo{brokers: brokers, client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}}, nil
 }
 
 func (k *kafkaGo) Name() string      { return "kafka-go" }
@@ -175,7 +176,7 @@ func (k *kafkaGo) Produce(ctx context.Context, topic string, recs []Rec, o Produ
 	var mu sync.Mutex
 	hash := &kafka.Hash{}
 	w := &kafka.Writer{
-		Addr:  kafka.TCP(k.bootstrap),
+		Addr:  kafka.TCP(k.brokers...),
 		Topic: topic,
 		Balancer: kafka.BalancerFunc(func(m kafka.Message, partitions ...int) int {
 			if d, ok := m.WriterData.(kgoWriterData); ok && d.partition >= 0 {
@@ -296,7 +297,7 @@ func (k *kafkaGo) ConsumeAll(ctx context.Context, topic string, ends map[int32]i
 		go func(p int32, end int64) {
 			defer wg.Done()
 			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: []string{k.bootstrap}, Topic: topic, Partition: int(p),
+				Brokers: k.brokers, Topic: topic, Partition: int(p),
 				MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond, ErrorLogger: kafkaGoLog,
 			})
 			defer r.Close()
@@ -407,7 +408,7 @@ func (m *kafkaGoMember) Leave(ctx context.Context) error {
 // JoinGroup uses kafka-go's ConsumerGroup, which shows each generation's assignment.
 func (k *kafkaGo) JoinGroup(ctx context.Context, group, topic, name string, revokeCommit int64) (GroupMember, error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: group, Brokers: []string{k.bootstrap}, Topics: []string{topic},
+		ID: group, Brokers: k.brokers, Topics: []string{topic},
 		HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 10 * time.Second,
 		RebalanceTimeout: 15 * time.Second, JoinGroupBackoff: 300 * time.Millisecond,
 		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second, ErrorLogger: kafkaGoLog,
@@ -467,7 +468,7 @@ func (k *kafkaGo) JoinGroup(ctx context.Context, group, topic, name string, revo
 // commits (CommitInterval 0 = synchronous CommitMessages).
 func (k *kafkaGo) groupReader(group, topic string) *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers: []string{k.bootstrap}, GroupID: group, Topic: topic,
+		Brokers: k.brokers, GroupID: group, Topic: topic,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
 		HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 10 * time.Second,
 		RebalanceTimeout: 15 * time.Second, JoinGroupBackoff: 300 * time.Millisecond,

@@ -2,7 +2,7 @@
 // (franz-go, sarama or kafka-go) against a broker, in phases, so that the broker can be
 // restarted between them.
 //
-//	compat -client franz-go|sarama|kafka-go -bootstrap HOST:PORT -phase all|produce|verify|cleanup [-state DIR]
+//	compat -client franz-go|sarama|kafka-go -bootstrap HOST:PORT[,HOST:PORT...] -phase all|produce|verify|cleanup [-state DIR]
 //
 // It prints one line per check, `PASS name`, `FAIL name: why` or `SKIP name: why`, and
 // exits 1 if any check failed. Comment lines start with `#`; client logs go to stderr.
@@ -64,6 +64,18 @@ func first(s []string, n int) []string {
 	return s
 }
 
+// splitBootstrap turns "host:port[,host:port...]" (the cluster run passes three brokers)
+// into the address list every client takes.
+func splitBootstrap(bootstrap string) []string {
+	var out []string
+	for _, a := range strings.Split(bootstrap, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func newClient(name, bootstrap string) (Client, error) {
 	switch name {
 	case "franz-go":
@@ -78,7 +90,7 @@ func newClient(name, bootstrap string) (Client, error) {
 
 func main() {
 	clientName := flag.String("client", "", "franz-go | sarama | kafka-go")
-	bootstrap := flag.String("bootstrap", "", "broker address host:port")
+	bootstrap := flag.String("bootstrap", "", "broker address host:port, or a comma-separated list")
 	phase := flag.String("phase", "all", "all | produce | verify | cleanup")
 	stateDir := flag.String("state", "", "directory for the state the phases share (required unless -phase all)")
 	flag.Parse()

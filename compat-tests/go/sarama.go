@@ -43,7 +43,7 @@ func saramaConfig() *sarama.Config {
 }
 
 func newSarama(bootstrap string) (Client, error) {
-	s := &saramaClient{addrs: []string{bootstrap}}
+	s := &saramaClient{addrs: splitBootstrap(bootstrap)}
 	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
