@@ -288,7 +288,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ))
             }
         };
-        total += Duration::from_nanos((number * nanos_per) as u64);
+        let nanos = number * nanos_per;
+        total = (nanos < u64::MAX as f64)
+            .then(|| total.checked_add(Duration::from_nanos(nanos as u64)))
+            .flatten()
+            .ok_or_else(|| format!("{text:?} is too long a duration"))?;
     }
     Ok(total)
 }
@@ -593,5 +597,8 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("h").is_err());
+        // Overflow is an error, not a panic.
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("4000000000h4000000000h").is_err());
     }
 }

@@ -34,7 +34,7 @@ pub fn describe(
         ))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+            super::metadata::CLUSTER_OPERATIONS
         } else {
             i32::MIN
         })
