@@ -48,6 +48,13 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub max_message_bytes: i32,
     pub flush: FlushPolicy,
+    /// Replicas of a new topic when CreateTopics leaves it to the broker (-1).
+    pub default_replication_factor: i16,
+    /// The default of the topic config `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// A follower that has not caught up with the leader for this long leaves the ISR
+    /// (Kafka's `replica.lag.time.max.ms`).
+    pub replica_lag_time_max: Duration,
     pub groups: GroupConfig,
     pub server: ServerConfig,
     pub cluster: ClusterConfig,
@@ -58,6 +65,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
     pub offsets_topic_partitions: i32,
+    /// Replicas of `__consumer_offsets`; -1 takes `default_replication_factor`.
+    pub offsets_topic_replication_factor: i16,
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
@@ -135,7 +144,11 @@ struct RawConfig {
     auto_create_topics: bool,
     max_message_bytes: i64,
     flush: RawFlush,
+    default_replication_factor: i64,
+    min_insync_replicas: i64,
+    replica_lag_time_max: String,
     offsets_topic_partitions: i64,
+    offsets_topic_replication_factor: i64,
     group_initial_rebalance_delay: String,
     group_min_session_timeout: String,
     group_max_session_timeout: String,
@@ -156,7 +169,11 @@ impl Default for RawConfig {
             auto_create_topics: true,
             max_message_bytes: 1_048_588,
             flush: RawFlush::default(),
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
+            replica_lag_time_max: "30s".into(),
             offsets_topic_partitions: 50,
+            offsets_topic_replication_factor: -1,
             group_initial_rebalance_delay: "3s".into(),
             group_min_session_timeout: "6s".into(),
             group_max_session_timeout: "30m".into(),
@@ -419,6 +436,19 @@ impl Config {
                 ))
             }
         };
+        let default_replication_factor = c.range(
+            "default_replication_factor",
+            raw.default_replication_factor,
+            1,
+            i16::MAX as i64,
+        )? as i16;
+        let min_insync_replicas =
+            c.range("min_insync_replicas", raw.min_insync_replicas, 1, i16::MAX as i64)? as i32;
+        let replica_lag_time_max =
+            c.duration("replica_lag_time_max", &raw.replica_lag_time_max)?;
+        if replica_lag_time_max.is_zero() {
+            return Err(c.err("replica_lag_time_max", "must be above zero"));
+        }
         let groups = GroupConfig {
             offsets_topic_partitions: c.range(
                 "offsets_topic_partitions",
@@ -426,6 +456,10 @@ impl Config {
                 1,
                 1000,
             )? as i32,
+            offsets_topic_replication_factor: match raw.offsets_topic_replication_factor {
+                -1 => default_replication_factor,
+                n => c.range("offsets_topic_replication_factor", n, 1, i16::MAX as i64)? as i16,
+            },
             initial_rebalance_delay: c.duration(
                 "group_initial_rebalance_delay",
                 &raw.group_initial_rebalance_delay,
@@ -517,6 +551,9 @@ impl Config {
             auto_create_topics: raw.auto_create_topics,
             max_message_bytes,
             flush,
+            default_replication_factor,
+            min_insync_replicas,
+            replica_lag_time_max,
             groups,
             server: ServerConfig {
                 host: raw.server.host,

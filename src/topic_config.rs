@@ -110,7 +110,7 @@ pub fn broker_default(config: &Config, key: &str) -> String {
         "compression.type" => "producer".into(),
         "max.message.bytes" => config.max_message_bytes.to_string(),
         "message.timestamp.type" => "CreateTime".into(),
-        "min.insync.replicas" => "1".into(),
+        "min.insync.replicas" => config.min_insync_replicas.to_string(),
         "retention.bytes" => config.retention_bytes.unwrap_or(-1).to_string(),
         "retention.ms" => config
             .retention_time

@@ -60,12 +60,24 @@ pub enum MetadataCommand {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
-    /// Moves a partition's leadership, always to a higher epoch.
+    /// Moves a partition's leadership to a replica in its ISR (preferred leader election),
+    /// always to a higher epoch.
     ChangeLeader {
         name: String,
         partition: i32,
         leader: i32,
         leader_epoch: i32,
+    },
+    /// The partition leader changes the in-sync replica set (a follower fell behind or
+    /// caught up). Applies only when `leader`, `leader_epoch` and `partition_epoch` are
+    /// still the partition's, so a change made from a stale view is rejected.
+    AlterPartition {
+        name: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
     },
     /// Gives broker `broker_id` the producer ids `[next_producer_id, next_producer_id +
     /// count)` of the image and moves `next_producer_id` past them, so no id is handed out

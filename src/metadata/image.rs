@@ -25,13 +25,21 @@ pub struct BrokerInfo {
 }
 
 /// One partition's placement and leadership.
+///
+/// `leader` is -1 while no in-sync replica is live (the partition is offline). Every change
+/// of leader bumps `leader_epoch`; every change of leader or ISR bumps `partition_epoch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
+
+/// The leader value of a partition without a live in-sync replica.
+pub const NO_LEADER: i32 = -1;
 
 /// One topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +87,24 @@ pub enum ApplyError {
         current: i32,
         new: i32,
     },
+    #[error(
+        "the change of {topic}-{partition} was made for leader {leader} in leader epoch \
+         {leader_epoch} and partition epoch {partition_epoch}, which are no longer current"
+    )]
+    StalePartitionState {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    #[error("invalid ISR {isr:?} for {topic}-{partition}: {reason}")]
+    InvalidIsr {
+        topic: String,
+        partition: i32,
+        isr: Vec<i32>,
+        reason: String,
+    },
     #[error("the cluster id is already set")]
     ClusterIdSet,
     #[error(
@@ -94,6 +120,16 @@ fn partition_of(a: &PartitionAssignment) -> PartitionImage {
         leader_epoch: 0,
         replicas: a.replicas.clone(),
         isr: a.replicas.clone(),
+        partition_epoch: 0,
+    }
+}
+
+impl PartitionImage {
+    /// A new leader (or none), in a new leader epoch.
+    fn set_leader(&mut self, leader: i32) {
+        self.leader = leader;
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
     }
 }
 
@@ -124,6 +160,68 @@ impl MetadataImage {
             .collect();
     }
 
+    /// One partition, or the error naming what is missing.
+    pub fn partition(&self, name: &str, partition: i32) -> Result<&PartitionImage, ApplyError> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| ApplyError::UnknownTopic(name.to_string()))?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .ok_or_else(|| ApplyError::UnknownPartition(name.to_string(), partition))
+    }
+
+    /// Broker `id` stopped answering: it leaves every ISR it is in (unless it is the last
+    /// member, which Kafka keeps so the partition can come back clean), and every partition
+    /// it led gets the first live in-sync replica, in replica order, as leader. With no such
+    /// replica the partition goes offline (leader -1), unless the topic allows unclean
+    /// election, which takes any live replica and loses what the ISR had beyond it.
+    fn fence(&mut self, id: i32) {
+        let live: std::collections::BTreeSet<i32> = self.live_brokers().map(|b| b.id).collect();
+        for topic in self.topics.values_mut() {
+            let unclean = topic
+                .configs
+                .get("unclean.leader.election.enable")
+                .is_some_and(|v| v == "true");
+            for p in &mut topic.partitions {
+                if p.isr.len() > 1 && p.isr.contains(&id) {
+                    p.isr.retain(|r| *r != id);
+                    p.partition_epoch += 1;
+                }
+                if p.leader != id {
+                    continue;
+                }
+                let clean = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| p.isr.contains(r) && live.contains(r));
+                match clean {
+                    Some(r) => p.set_leader(r),
+                    None => match p.replicas.iter().copied().find(|r| live.contains(r)) {
+                        Some(r) if unclean => {
+                            p.isr = vec![r];
+                            p.set_leader(r);
+                        }
+                        _ => p.set_leader(NO_LEADER),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Broker `id` answers again: offline partitions whose ISR it is in get it as leader.
+    fn unfence(&mut self, id: i32) {
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.leader == NO_LEADER && p.isr.contains(&id) {
+                    p.set_leader(id);
+                }
+            }
+        }
+    }
+
     /// Checks whether `command` would apply, without changing anything.
     pub fn check(&self, command: &MetadataCommand) -> Result<(), ApplyError> {
         match command {
@@ -152,17 +250,10 @@ impl MetadataImage {
             MetadataCommand::ChangeLeader {
                 name,
                 partition,
+                leader,
                 leader_epoch,
-                ..
             } => {
-                let topic = self
-                    .topics
-                    .get(name)
-                    .ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
-                let p = usize::try_from(*partition)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i))
-                    .ok_or_else(|| ApplyError::UnknownPartition(name.clone(), *partition))?;
+                let p = self.partition(name, *partition)?;
                 if *leader_epoch <= p.leader_epoch {
                     return Err(ApplyError::StaleEpoch {
                         topic: name.clone(),
@@ -170,6 +261,55 @@ impl MetadataImage {
                         current: p.leader_epoch,
                         new: *leader_epoch,
                     });
+                }
+                if !p.isr.contains(leader) || !self.is_live(*leader) {
+                    return Err(ApplyError::InvalidIsr {
+                        topic: name.clone(),
+                        partition: *partition,
+                        isr: p.isr.clone(),
+                        reason: format!("the new leader {leader} is not a live in-sync replica"),
+                    });
+                }
+                Ok(())
+            }
+            MetadataCommand::AlterPartition {
+                name,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let p = self.partition(name, *partition)?;
+                if p.leader != *leader
+                    || p.leader_epoch != *leader_epoch
+                    || p.partition_epoch != *partition_epoch
+                {
+                    return Err(ApplyError::StalePartitionState {
+                        topic: name.clone(),
+                        partition: *partition,
+                        leader: *leader,
+                        leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
+                    });
+                }
+                let invalid = |reason: String| ApplyError::InvalidIsr {
+                    topic: name.clone(),
+                    partition: *partition,
+                    isr: isr.clone(),
+                    reason,
+                };
+                if !isr.contains(leader) {
+                    return Err(invalid("the ISR must contain the leader".into()));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for r in isr {
+                    if !p.replicas.contains(r) || !seen.insert(*r) {
+                        return Err(invalid(format!("{r} is not a replica, or is listed twice")));
+                    }
+                    if !p.isr.contains(r) && !self.is_live(*r) {
+                        return Err(invalid(format!("broker {r} is fenced and cannot join")));
+                    }
                 }
                 Ok(())
             }
@@ -201,12 +341,19 @@ impl MetadataImage {
                         fenced: false,
                     },
                 );
+                self.unfence(*id);
             }
-            MetadataCommand::FenceBroker { id } | MetadataCommand::UnfenceBroker { id } => {
-                let fenced = matches!(command, MetadataCommand::FenceBroker { .. });
+            MetadataCommand::FenceBroker { id } => {
                 if let Some(b) = self.brokers.get_mut(id) {
-                    b.fenced = fenced;
+                    b.fenced = true;
                 }
+                self.fence(*id);
+            }
+            MetadataCommand::UnfenceBroker { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = false;
+                }
+                self.unfence(*id);
             }
             MetadataCommand::CreateTopic {
                 name,
@@ -260,6 +407,22 @@ impl MetadataImage {
                 {
                     p.leader = *leader;
                     p.leader_epoch = *leader_epoch;
+                    p.partition_epoch += 1;
+                }
+            }
+            MetadataCommand::AlterPartition {
+                name,
+                partition,
+                isr,
+                ..
+            } => {
+                if let Some(p) = self
+                    .topics
+                    .get_mut(name)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                {
+                    p.isr = isr.clone();
+                    p.partition_epoch += 1;
                 }
             }
             MetadataCommand::AllocateProducerIds { broker_id, count } => {
@@ -341,6 +504,13 @@ mod tests {
     #[test]
     fn leader_epochs_never_go_backwards() {
         let mut image = MetadataImage::default();
+        image
+            .apply(&MetadataCommand::RegisterBroker {
+                id: 1,
+                host: "h".into(),
+                port: 9092,
+            })
+            .unwrap();
         image.apply(&create("t", 1)).unwrap();
         let change = |epoch| MetadataCommand::ChangeLeader {
             name: "t".into(),
@@ -354,5 +524,119 @@ mod tests {
             Err(ApplyError::StaleEpoch { .. })
         ));
         assert_eq!(image.topics["t"].partitions[0].leader_epoch, 2);
+    }
+
+    fn three_brokers_and_rf3_topic(configs: BTreeMap<String, String>) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in 1..=3 {
+            image
+                .apply(&MetadataCommand::RegisterBroker {
+                    id,
+                    host: "h".into(),
+                    port: 9091 + id as u16,
+                })
+                .unwrap();
+        }
+        image
+            .apply(&MetadataCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: vec![PartitionAssignment {
+                    leader: 1,
+                    replicas: vec![1, 2, 3],
+                }],
+                configs,
+            })
+            .unwrap();
+        image
+    }
+
+    fn fence(image: &mut MetadataImage, id: i32, fenced: bool) {
+        let command = if fenced {
+            MetadataCommand::FenceBroker { id }
+        } else {
+            MetadataCommand::UnfenceBroker { id }
+        };
+        image.apply(&command).unwrap();
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_the_next_in_sync_replica() {
+        let mut image = three_brokers_and_rf3_topic(BTreeMap::new());
+        fence(&mut image, 1, true);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2, 3]));
+        fence(&mut image, 2, true);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (3, 2, vec![3]));
+        // The last in-sync replica dies: offline, and it stays in the ISR.
+        fence(&mut image, 3, true);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (NO_LEADER, 3, vec![3]));
+        // A replica outside the ISR coming back does not lead (no unclean election) ...
+        fence(&mut image, 1, false);
+        assert_eq!(image.topics["t"].partitions[0].leader, NO_LEADER);
+        // ... the last in-sync one does.
+        fence(&mut image, 3, false);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch), (3, 4));
+        assert!(p.partition_epoch >= 4);
+    }
+
+    #[test]
+    fn unclean_election_takes_any_live_replica_when_the_topic_allows_it() {
+        let configs =
+            BTreeMap::from([("unclean.leader.election.enable".to_string(), "true".to_string())]);
+        let mut image = three_brokers_and_rf3_topic(configs);
+        fence(&mut image, 2, true);
+        fence(&mut image, 3, true);
+        fence(&mut image, 2, false);
+        fence(&mut image, 1, true);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn isr_changes_from_a_stale_view_are_rejected() {
+        let mut image = three_brokers_and_rf3_topic(BTreeMap::new());
+        let alter = |leader_epoch, partition_epoch, isr: Vec<i32>| MetadataCommand::AlterPartition {
+            name: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        };
+        image.apply(&alter(0, 0, vec![1, 2])).unwrap();
+        assert_eq!(image.topics["t"].partitions[0].isr, vec![1, 2]);
+        assert!(matches!(
+            image.apply(&alter(0, 0, vec![1])),
+            Err(ApplyError::StalePartitionState { .. })
+        ));
+        assert!(matches!(
+            image.apply(&alter(0, 1, vec![2])),
+            Err(ApplyError::InvalidIsr { .. })
+        ));
+        assert!(matches!(
+            image.apply(&alter(0, 1, vec![1, 4])),
+            Err(ApplyError::InvalidIsr { .. })
+        ));
+        // A fenced broker cannot join.
+        fence(&mut image, 3, true);
+        let epoch = image.topics["t"].partitions[0].partition_epoch;
+        assert!(matches!(
+            image.apply(&alter(0, epoch, vec![1, 2, 3])),
+            Err(ApplyError::InvalidIsr { .. })
+        ));
+        // Preferred leader election moves only to a live in-sync replica.
+        let change = |leader| MetadataCommand::ChangeLeader {
+            name: "t".into(),
+            partition: 0,
+            leader,
+            leader_epoch: 5,
+        };
+        assert!(image.apply(&change(3)).is_err());
+        image.apply(&change(2)).unwrap();
+        assert_eq!(image.topics["t"].partitions[0].leader, 2);
     }
 }

@@ -88,6 +88,19 @@ pub mod apply_error_serde {
             current: i32,
             new: i32,
         },
+        StalePartitionState {
+            topic: String,
+            partition: i32,
+            leader: i32,
+            leader_epoch: i32,
+            partition_epoch: i32,
+        },
+        InvalidIsr {
+            topic: String,
+            partition: i32,
+            isr: Vec<i32>,
+            reason: String,
+        },
         ClusterIdSet,
         InvalidProducerIdBlock {
             next: i64,

@@ -1,0 +1,762 @@
+#!/usr/bin/env python3
+"""Chaos test: acks=all writes survive kill -9 of partition leaders.
+
+The promise under test: a topic with replication factor 3 and min.insync.replicas 2 keeps
+accepting acks=all writes while a partition leader is kill -9ed, and every acknowledged
+record can be read back exactly once, in order.
+
+What it does:
+  1. builds the broker (unless --no-build) and starts a private three-node cluster in
+     target/chaos/<timestamp>/ (brokers on --base-port.., Raft on --raft-base-port.., so it
+     does not collide with scripts/start-cluster.sh);
+  2. creates topic `chaos` (--partitions P, replication factor 3, min.insync.replicas 2);
+  3. runs an idempotent acks=all producer at --rate records/s in a thread; record `seq`
+     has value b"<seq>" and goes to partition seq % P; every acknowledgement records
+     (partition, offset, seq);
+  4. for each round: kill -9 the leader of a random partition, measure until a record
+     produced after the kill is acknowledged on every partition that node led (the
+     failover time), keep producing a few more seconds, restart the node and wait until it
+     is back in the ISR of every partition;
+  5. stops the producer (flush), reads every partition from the beginning to its high
+     watermark and checks: no acknowledged record is lost, no record is read twice, each
+     partition's records are in produce order, each acknowledged (partition, offset) holds
+     the record it was acknowledged for, and writes were acknowledged while each killed
+     node was down.
+
+Run it with scripts/chaos.sh (creates the Python venv with confluent-kafka):
+  scripts/chaos.sh                  # 3 rounds, ~1-2 minutes
+  scripts/chaos.sh --rounds 12      # the long run
+  scripts/chaos.sh --no-build --keep --rounds 1 --partitions 6 --rate 500 --seed 7
+
+The last line is `chaos: rounds=.. kills=.. acked=.. read=.. lost=.. duplicated=..
+out_of_order=.. failed_deliveries=.. failover_s median=.. max=..`. Exit status: 0 when every
+check passed, 1 when a check failed, 2 when the scenario could not run (build failed, a node
+did not start, the topic was refused), 124 on the watchdog, 130 on Ctrl-C / SIGTERM. The
+work directory (configs, node logs) is removed after a passing run unless --keep; after any
+other outcome its path is printed.
+
+Failed deliveries (records the producer gave up on) are counted and printed but are not a
+failure by themselves: the promise is about acknowledged records.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "broker")
+TOPIC = "chaos"
+NODE_IDS = (1, 2, 3)
+REPLICATION_FACTOR = 3
+MIN_INSYNC_REPLICAS = 2
+
+# librdkafka logs every refused connection while a node is down on purpose: keep only
+# critical messages (the script prints what matters).
+QUIET = 2
+
+STARTUP_TIMEOUT = 60      # all nodes up, one controller, three brokers
+TOPIC_TIMEOUT = 60        # topic created and every partition's ISR complete
+FAILOVER_TIMEOUT = 30     # longest wait for writes to resume on the killed node's partitions
+ISR_TIMEOUT = 60          # restarted node back in every ISR
+TAIL_SECONDS = 2          # producing after the last round
+FLUSH_TIMEOUT = 60        # producer.flush at the end
+VERIFY_TIMEOUT = 120      # reading everything back
+STOP_TIMEOUT = 15         # SIGTERM -> SIGKILL
+
+START = time.monotonic()
+
+
+def log(message):
+    print(f"[{time.monotonic() - START:7.1f}s] {message}", flush=True)
+
+
+class SetupError(Exception):
+    """The scenario could not run (build, node start, topic creation)."""
+
+
+class Aborted(BaseException):
+    """Watchdog, Ctrl-C or SIGTERM: stop everything and exit with `code`."""
+
+    def __init__(self, reason, code):
+        super().__init__(reason)
+        self.code = code
+
+
+def wait_for(predicate, timeout, interval=0.25, check=None):
+    """Calls predicate until it returns something truthy (returned) or timeout passes (None).
+    Exceptions from predicate (a node restarting, a metadata timeout) count as "not yet".
+    `check` runs every iteration and may raise to give up early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check:
+            check()
+        try:
+            value = predicate()
+            if value:
+                return value
+        except KafkaException:
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+# ---- the cluster ---------------------------------------------------------------------------
+
+
+class Node:
+    """One broker process with its config and logs in the work directory."""
+
+    def __init__(self, node_id, work, port, raft_ports):
+        self.id = node_id
+        self.port = port
+        self.config_path = os.path.join(work, f"node{node_id}.json")
+        self.stderr_path = os.path.join(work, f"node{node_id}.stderr")
+        self.log_path = os.path.join(work, f"node{node_id}.log")
+        self.proc = None
+        raft = [f"127.0.0.1:{p}" for p in raft_ports]
+        config = {
+            "data_dir": os.path.join(work, f"data-node{node_id}"),
+            "max_topic_partitions": 16,
+            "default_replication_factor": REPLICATION_FACTOR,
+            "min_insync_replicas": MIN_INSYNC_REPLICAS,
+            "server": {"host": "127.0.0.1", "port": str(port), "log_file": self.log_path},
+            "cluster": {
+                "enabled": True,
+                "node_id": node_id,
+                "raft_address": raft[node_id - 1],
+                "initial_members": raft,
+                "data_dir": os.path.join(work, f"raft-node{node_id}"),
+                "election_rtt": 10,
+                "heartbeat_rtt": 1,
+                "rtt_ms": 50,
+                "check_quorum": True,
+                "snapshot_entries": 10000,
+                "compaction_overhead": 5000,
+            },
+        }
+        with open(self.config_path, "w") as f:
+            json.dump(config, f, indent=2)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        with open(self.stderr_path, "ab") as out:
+            self.proc = subprocess.Popen([BIN, f"-config={self.config_path}"], cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)  # Ctrl-C reaches only us
+
+    def kill9(self):
+        self.proc.kill()  # SIGKILL
+        self.proc.wait()
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Only ever signals our own child."""
+        if not self.running:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log(f"node {self.id} did not stop within {STOP_TIMEOUT} s of SIGTERM: SIGKILL")
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines=15):
+        out = []
+        for path in (self.log_path, self.stderr_path):
+            try:
+                with open(path, errors="replace") as f:
+                    text = f.read().splitlines()[-lines:]
+            except OSError:
+                continue
+            if text:
+                out.append(f"--- last lines of {path}")
+                out.extend(text)
+        return "\n".join(out)
+
+
+class Cluster:
+    def __init__(self, work, base_port, raft_base_port):
+        raft_ports = [raft_base_port + i for i in range(len(NODE_IDS))]
+        self.nodes = {n: Node(n, work, base_port + n - 1, raft_ports) for n in NODE_IDS}
+        self.bootstrap = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes.values())
+        self.expected_down = set()
+        self._admin = None
+
+    def admin(self):
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000,
+                                       "log_level": QUIET})
+        return self._admin
+
+    def check_processes(self):
+        """Raises SetupError if a node that should run has exited (crash, refused config)."""
+        for node in self.nodes.values():
+            if node.id not in self.expected_down and node.proc is not None and not node.running:
+                raise SetupError(f"node {node.id} exited with status {node.proc.returncode}\n{node.tail()}")
+
+    def metadata(self, timeout=5):
+        return self.admin().list_topics(topic=TOPIC, timeout=timeout)
+
+    def partitions(self, timeout=5):
+        """The topic's PartitionMetadata by partition id, or None if the topic is not known."""
+        topic = self.metadata(timeout).topics.get(TOPIC)
+        if topic is None or topic.error is not None:
+            return None
+        return topic.partitions
+
+    def start_all(self):
+        for node in self.nodes.values():
+            node.start()
+        singles = {n: AdminClient({"bootstrap.servers": f"127.0.0.1:{node.port}", "socket.timeout.ms": 3000,
+                                   "log_level": QUIET}) for n, node in self.nodes.items()}
+
+        def agreed():
+            views = [singles[n].list_topics(timeout=3) for n in NODE_IDS]
+            controllers = {md.controller_id for md in views}
+            if all(len(md.brokers) == len(NODE_IDS) for md in views) and len(controllers) == 1 \
+                    and controllers.pop() in NODE_IDS:
+                return views[0].controller_id
+            return None
+
+        controller = wait_for(agreed, STARTUP_TIMEOUT, interval=0.5, check=self.check_processes)
+        if controller is None:
+            raise SetupError(f"the nodes did not agree on 3 brokers and a controller within {STARTUP_TIMEOUT} s\n"
+                             + "\n".join(node.tail(5) for node in self.nodes.values()))
+        return controller
+
+    def stop_all(self):
+        for node in self.nodes.values():
+            if node.running:
+                node.proc.terminate()
+        for node in self.nodes.values():
+            node.stop()
+
+
+# ---- the producer --------------------------------------------------------------------------
+
+
+class Watch:
+    """Per kill: the first acknowledgement of a record produced after the kill, per partition
+    the killed node led."""
+
+    def __init__(self, partitions, kill_time, kill_seq):
+        self.partitions = set(partitions)
+        self.kill_time = kill_time
+        self.kill_seq = kill_seq  # records with a higher seq were produced after the kill
+        self.first_ack = {}       # partition -> monotonic time
+
+
+class ChaosProducer(threading.Thread):
+    """Produces b"<seq>" to partition seq % P at `rate` records/s until stopped."""
+
+    def __init__(self, bootstrap, partitions, rate):
+        super().__init__(name="chaos-producer", daemon=True)
+        self.partitions = partitions
+        self.rate = rate
+        self.config = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 120000,
+            "log_level": QUIET,
+            "error_cb": self._on_error,
+        }
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.abort = False            # stop without flushing (error path)
+        self.next_seq = 0             # seqs below this were handed to the client
+        self.acked = {}               # seq -> (partition, offset)
+        self.ack_count = 0
+        self.failed = Counter()       # error name -> failed deliveries
+        self.client_errors = Counter()
+        self.fatal = None             # a fatal producer error ends production
+        self.crash = None             # an exception in this thread
+        self.unfinished = None        # records still queued after the final flush
+        self.watches = []
+
+    # delivery reports and errors run on this thread, inside poll()/flush()
+    def _on_delivery(self, err, msg):
+        now = time.monotonic()
+        seq = int(msg.value())
+        with self.lock:
+            if err is not None:
+                self.failed[err.name()] += 1
+                return
+            partition = msg.partition()
+            self.acked[seq] = (partition, msg.offset())
+            self.ack_count += 1
+            for w in self.watches:
+                if seq > w.kill_seq and partition in w.partitions and partition not in w.first_ack:
+                    w.first_ack[partition] = now
+
+    def _on_error(self, err):
+        with self.lock:
+            self.client_errors[err.name()] += 1
+            if err.fatal() and self.fatal is None:
+                self.fatal = str(err)
+
+    def watch(self, partitions, kill_time):
+        with self.lock:
+            w = Watch(partitions, kill_time, self.next_seq - 1)
+            self.watches.append(w)
+            return w
+
+    def unwatch(self, w):
+        with self.lock:
+            self.watches.remove(w)
+
+    def run(self):
+        try:
+            self._produce()
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            self.crash = e
+
+    def _produce(self):
+        producer = Producer(self.config)
+        started = time.monotonic()
+        seq = 0
+        while not self.stopping.is_set() and self.fatal is None:
+            due = int((time.monotonic() - started) * self.rate)
+            if due - seq > self.rate:
+                # More than a second behind (the queue was full): do not burst to catch up.
+                started += (due - seq - self.rate) / self.rate
+                due = seq + self.rate
+            while seq < due and not self.stopping.is_set():
+                try:
+                    producer.produce(TOPIC, value=b"%d" % seq, partition=seq % self.partitions,
+                                     on_delivery=self._on_delivery)
+                except BufferError:  # local queue full: let deliveries drain
+                    producer.poll(0.05)
+                    break
+                except KafkaException as e:
+                    if e.args and e.args[0].fatal():
+                        with self.lock:
+                            self.fatal = self.fatal or str(e)
+                        break
+                    raise
+                seq += 1
+                with self.lock:
+                    self.next_seq = seq
+            producer.poll(0)
+            time.sleep(0.002)
+        if self.abort:
+            producer.purge()
+            producer.flush(1)
+            return
+        self.unfinished = producer.flush(FLUSH_TIMEOUT)
+
+    def stop(self, abort=False, timeout=FLUSH_TIMEOUT + 30):
+        self.abort = abort
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def check(self):
+        if self.crash is not None:
+            raise SetupError(f"the producer thread failed: {self.crash!r}")
+        if not self.is_alive() and not self.stopping.is_set():
+            raise SetupError("the producer thread stopped")
+
+
+# ---- verification --------------------------------------------------------------------------
+
+
+def read_back(bootstrap, partitions):
+    """Reads every partition from the beginning to its high watermark. Returns
+    (records [(partition, offset, value bytes)], problems [str])."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-verify-{os.getpid()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": True, "log_level": QUIET})
+    problems = []
+    try:
+        high = {}
+        for p in range(partitions):
+            marks = None
+            for _ in range(5):
+                try:
+                    marks = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10, cached=False)
+                    break
+                except KafkaException as e:
+                    log(f"watermarks of partition {p}: {e}; retrying")
+                    time.sleep(1)
+            if marks is None:
+                raise SetupError(f"could not get the watermarks of partition {p}")
+            low, high[p] = marks
+            if low != 0:
+                problems.append(f"partition {p} starts at offset {low}, not 0")
+        log("high watermarks: " + ", ".join(f"p{p}={h}" for p, h in high.items()))
+        pending = {p for p in range(partitions) if high[p] > 0}
+        position = {p: 0 for p in range(partitions)}
+        consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in pending])
+        records = []
+        errors = Counter()
+        deadline = time.monotonic() + VERIFY_TIMEOUT
+        while pending and time.monotonic() < deadline:
+            for m in consumer.consume(num_messages=1000, timeout=1):
+                p = m.partition()
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        if m.offset() >= high.get(p, 0):
+                            pending.discard(p)
+                    else:
+                        errors[m.error().name()] += 1
+                    continue
+                if m.offset() >= high[p]:
+                    pending.discard(p)
+                    continue
+                records.append((p, m.offset(), m.value()))
+                position[p] = m.offset() + 1
+                if position[p] >= high[p]:
+                    pending.discard(p)
+        for p in sorted(pending):
+            problems.append(f"partition {p}: read up to offset {position[p]} of {high[p]} within {VERIFY_TIMEOUT} s")
+        if errors:
+            log(f"consumer errors while reading back: {dict(errors)}")
+        return records, problems
+    finally:
+        consumer.close()
+
+
+def verify(records, acked, partitions):
+    """Counts what the promise forbids. `acked` maps seq -> (partition, offset)."""
+    times_read = Counter()
+    at = {}                 # (partition, offset) -> seq
+    last = {}               # partition -> last seq read
+    out_of_order = corrupt = misplaced = 0
+    for p, offset, value in records:
+        try:
+            seq = int(value)
+        except (TypeError, ValueError):
+            corrupt += 1
+            continue
+        times_read[seq] += 1
+        at[(p, offset)] = seq
+        if p in last and seq < last[p]:
+            out_of_order += 1
+        last[p] = seq
+        if seq % partitions != p:
+            misplaced += 1
+    lost = sorted(seq for seq in acked if seq not in times_read)
+    mismatched = sorted(seq for seq, where in acked.items() if seq in times_read and at.get(where) != seq)
+    return {
+        "read": len(records),
+        "lost": lost,
+        "duplicated": sorted(seq for seq, n in times_read.items() if n > 1),
+        "out_of_order": out_of_order,
+        "mismatched": mismatched,
+        "corrupt": corrupt,
+        "misplaced": misplaced,
+        "unacked_read": sum(1 for seq in times_read if seq not in acked),
+    }
+
+
+# ---- the scenario --------------------------------------------------------------------------
+
+
+class Chaos:
+    def __init__(self, args, work):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.cluster = Cluster(work, args.base_port, args.raft_base_port)
+        self.producer = None
+        self.failures = []
+        self.failovers = []       # seconds, one per killed partition that failed over
+        self.kills = 0
+        self.controller_kills = 0
+        self.isr_timeouts = 0
+
+    def fail(self, message):
+        self.failures.append(message)
+        log(f"FAIL {message}")
+
+    def check(self):
+        self.cluster.check_processes()
+        if self.producer is not None:
+            self.producer.check()
+
+    def run(self):
+        args = self.args
+        controller = self.cluster.start_all()
+        log(f"cluster up: brokers on {self.cluster.bootstrap}, controller is node {controller}")
+        self.create_topic()
+        self.producer = ChaosProducer(self.cluster.bootstrap, args.partitions, args.rate)
+        self.producer.start()
+        log(f"producing ~{args.rate} records/s (acks=all, idempotent) to {args.partitions} partitions")
+        time.sleep(2)
+        for r in range(1, args.rounds + 1):
+            self.round(r)
+        time.sleep(TAIL_SECONDS)
+        self.check()
+        log("stopping the producer (flush)")
+        self.producer.stop()
+        if self.producer.is_alive():
+            self.fail(f"the producer did not finish flushing within {FLUSH_TIMEOUT + 30} s")
+        self.check()
+        if self.producer.fatal:
+            self.fail(f"fatal producer error: {self.producer.fatal}")
+        if self.producer.unfinished:
+            log(f"{self.producer.unfinished} records were neither acknowledged nor failed after the flush")
+        return self.verify()
+
+    def create_topic(self):
+        args = self.args
+        topic = NewTopic(TOPIC, args.partitions, REPLICATION_FACTOR,
+                         config={"min.insync.replicas": str(MIN_INSYNC_REPLICAS)})
+        futures = self.cluster.admin().create_topics([topic], operation_timeout=30, request_timeout=30)
+        try:
+            futures[TOPIC].result(timeout=40)
+        except KafkaException as e:
+            raise SetupError(f"creating topic {TOPIC} (partitions={args.partitions}, "
+                             f"replication_factor={REPLICATION_FACTOR}, min.insync.replicas={MIN_INSYNC_REPLICAS}) "
+                             f"failed: {e.args[0]}") from None
+
+        def ready():
+            parts = self.cluster.partitions()
+            if parts is None or len(parts) != args.partitions:
+                return None
+            if all(pm.leader in NODE_IDS and len(pm.replicas) == REPLICATION_FACTOR
+                   and sorted(pm.isrs) == sorted(pm.replicas) for pm in parts.values()):
+                return parts
+            return None
+
+        parts = wait_for(ready, TOPIC_TIMEOUT, check=self.check)
+        if parts is None:
+            raise SetupError(f"topic {TOPIC} has no leader and full ISR on every partition after "
+                             f"{TOPIC_TIMEOUT} s: {self.describe()}")
+        log(f"topic {TOPIC} created: {self.describe(parts)}")
+
+    def describe(self, parts=None):
+        try:
+            parts = parts or self.cluster.partitions()
+        except KafkaException as e:
+            return f"(metadata unavailable: {e})"
+        if parts is None:
+            return "(topic unknown)"
+        return "; ".join(f"p{p} leader={pm.leader} replicas={pm.replicas} isr={pm.isrs}"
+                         for p, pm in sorted(parts.items()))
+
+    def round(self, r):
+        args = self.args
+
+        def leaders_known():
+            md = self.cluster.metadata()
+            topic = md.topics.get(TOPIC)
+            if topic is None or any(pm.leader not in NODE_IDS for pm in topic.partitions.values()):
+                return None
+            return md
+
+        md = wait_for(leaders_known, FAILOVER_TIMEOUT, check=self.check)
+        if md is None:
+            raise SetupError(f"round {r}: some partition has no leader: {self.describe()}")
+        parts = md.topics[TOPIC].partitions
+        victim = parts[self.rng.randrange(args.partitions)].leader
+        led = sorted(p for p, pm in parts.items() if pm.leader == victim)
+        is_controller = md.controller_id == victim
+        node = self.cluster.nodes[victim]
+
+        self.cluster.expected_down.add(victim)
+        kill_time = time.monotonic()
+        node.kill9()
+        watch = self.producer.watch(led, kill_time)  # after the process is gone
+        acks_at_kill = self.producer.ack_count
+        self.kills += 1
+        self.controller_kills += is_controller
+        log(f"round {r}/{args.rounds}: kill -9 node {victim} (pid {node.proc.pid}"
+            f"{', the controller' if is_controller else ''}), leader of partitions {led}")
+
+        # Producing goes on; wait until every partition it led took a new write, at least --down s.
+        while True:
+            self.check()
+            now = time.monotonic()
+            with self.producer.lock:
+                done = len(watch.first_ack) == len(watch.partitions)
+            if (done and now - kill_time >= args.down) or now - kill_time >= FAILOVER_TIMEOUT:
+                break
+            time.sleep(0.1)
+        with self.producer.lock:
+            first_ack = dict(watch.first_ack)
+            acks_while_down = self.producer.ack_count - acks_at_kill
+        self.producer.unwatch(watch)
+        for p in led:
+            if p in first_ack:
+                seconds = first_ack[p] - kill_time
+                self.failovers.append(seconds)
+                log(f"  failover: partition {p} first ack after {seconds:.2f} s")
+            else:
+                self.fail(f"round {r}: no acks=all write to partition {p} was acknowledged in the "
+                          f"{time.monotonic() - kill_time:.0f} s node {victim} was down")
+        if acks_while_down == 0:
+            self.fail(f"round {r}: no record at all was acknowledged while node {victim} was down")
+
+        down = time.monotonic() - kill_time
+        node.start()
+        self.cluster.expected_down.discard(victim)
+        restart_time = time.monotonic()
+        log(f"  node {victim} restarted after {down:.1f} s down ({acks_while_down} acks meanwhile)")
+
+        def back_in_isr():
+            md = self.cluster.metadata()
+            topic = md.topics.get(TOPIC)
+            if victim not in md.brokers or topic is None:
+                return False
+            return all(victim in pm.isrs for pm in topic.partitions.values() if victim in pm.replicas)
+
+        if wait_for(back_in_isr, ISR_TIMEOUT, interval=0.5, check=self.check):
+            log(f"  node {victim} back in the ISR of its partitions after {time.monotonic() - restart_time:.1f} s")
+        else:
+            self.isr_timeouts += 1
+            log(f"  WARNING node {victim} is not back in every ISR after {ISR_TIMEOUT} s: {self.describe()}")
+
+    def verify(self):
+        args = self.args
+        log("reading every partition back")
+        records, problems = read_back(self.cluster.bootstrap, args.partitions)
+        for problem in problems:
+            self.fail(problem)
+        with self.producer.lock:
+            acked = dict(self.producer.acked)
+            failed = sum(self.producer.failed.values())
+            failed_by = dict(self.producer.failed)
+            client_errors = dict(self.producer.client_errors)
+        v = verify(records, acked, args.partitions)
+        if v["lost"]:
+            examples = ", ".join(f"{s}@p{acked[s][0]}/o{acked[s][1]}" for s in v["lost"][:10])
+            self.fail(f"{len(v['lost'])} acknowledged records were not read back (seq@partition/offset: {examples})")
+        if v["duplicated"]:
+            self.fail(f"{len(v['duplicated'])} records were read more than once (seqs {v['duplicated'][:10]})")
+        if v["out_of_order"]:
+            self.fail(f"{v['out_of_order']} records were read after a record produced later on the same partition")
+        if v["mismatched"]:
+            examples = ", ".join(f"{s}@p{acked[s][0]}/o{acked[s][1]}" for s in v["mismatched"][:10])
+            self.fail(f"{len(v['mismatched'])} acknowledged (partition, offset) hold another record ({examples})")
+        if v["corrupt"] or v["misplaced"]:
+            self.fail(f"{v['corrupt']} records with an unreadable value, {v['misplaced']} on the wrong partition")
+        if failed_by:
+            log(f"failed deliveries by error: {failed_by}")
+        if client_errors:
+            log(f"producer client errors (error_cb): {client_errors}")
+        log(f"details: controller_kills={self.controller_kills} mismatched={len(v['mismatched'])} "
+            f"corrupt={v['corrupt']} misplaced={v['misplaced']} unacked_read={v['unacked_read']} "
+            f"unfinished={self.producer.unfinished or 0} isr_timeouts={self.isr_timeouts}")
+        if self.failovers:
+            failover = f"median={statistics.median(self.failovers):.2f} max={max(self.failovers):.2f}"
+        else:
+            failover = "median=n/a max=n/a"
+        print(f"chaos: rounds={args.rounds} kills={self.kills} acked={len(acked)} read={v['read']} "
+              f"lost={len(v['lost'])} duplicated={len(v['duplicated'])} out_of_order={v['out_of_order']} "
+              f"failed_deliveries={failed} failover_s {failover}", flush=True)
+        return not self.failures
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="leader kills (default 3; the long run uses 12)")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of the topic (default 3)")
+    parser.add_argument("--rate", type=int, default=2000, help="records/s to produce (default 2000)")
+    parser.add_argument("--down", type=float, default=4.0,
+                        help="seconds a killed node stays down at least (default 4)")
+    parser.add_argument("--base-port", type=int, default=19092, help="Kafka port of node 1 (default 19092)")
+    parser.add_argument("--raft-base-port", type=int, default=18001, help="Raft port of node 1 (default 18001)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the choice of victims")
+    parser.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory after a passing run")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="watchdog in seconds (default max(900, 300 + 120 * rounds))")
+    args = parser.parse_args()
+    if args.rounds < 0 or not 1 <= args.partitions <= 16 or args.rate < 1:
+        parser.error("need --rounds >= 0, 1 <= --partitions <= 16 and --rate >= 1")
+    if args.seed is None:
+        args.seed = random.randrange(1 << 31)
+    if args.timeout is None:
+        args.timeout = max(900, 300 + 120 * args.rounds)
+    return args
+
+
+def check_ports_free(ports):
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as the broker binds (Rust sets SO_REUSEADDR): TIME_WAIT of a previous run is fine
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise SetupError(f"port {port} is in use (another chaos run? choose --base-port/--raft-base-port)")
+
+
+def main():
+    args = parse_args()
+
+    def on_signal(signum, _frame):
+        raise Aborted(f"interrupted by {signal.Signals(signum).name}", 130)
+
+    def on_alarm(_signum, _frame):
+        raise Aborted(f"watchdog: the run took longer than {args.timeout} s", 124)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(args.timeout)
+
+    work = os.path.join(ROOT, "target", "chaos", time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}")
+    chaos = None
+    passed = False
+    code = 2
+    try:
+        if not args.no_build:
+            log("cargo build --release")
+            if subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT).returncode != 0:
+                raise SetupError("cargo build --release failed")
+        if not os.access(BIN, os.X_OK):
+            raise SetupError(f"{BIN} does not exist; build it or drop --no-build")
+        check_ports_free([args.base_port + i for i in range(len(NODE_IDS))]
+                         + [args.raft_base_port + i for i in range(len(NODE_IDS))])
+        os.makedirs(work)
+        log(f"work dir {work}; rounds={args.rounds} partitions={args.partitions} rate={args.rate} seed={args.seed}")
+        chaos = Chaos(args, work)
+        passed = chaos.run()
+        code = 0 if passed else 1
+    except SetupError as e:
+        log(f"FAIL could not run the scenario: {e}")
+    except Aborted as e:
+        log(f"FAIL {e}")
+        code = e.code
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if chaos is not None:
+            if chaos.producer is not None and chaos.producer.is_alive():
+                chaos.producer.stop(abort=True, timeout=10)
+            chaos.cluster.stop_all()
+        if passed and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif os.path.isdir(work):
+            log(f"logs and configs kept in {work}")
+    print("chaos: PASS" if passed else "chaos: FAIL", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
