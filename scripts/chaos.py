@@ -43,10 +43,12 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -77,6 +79,7 @@ VERIFY_TIMEOUT = 120      # reading everything back
 STOP_TIMEOUT = 15         # SIGTERM -> SIGKILL
 
 START = time.monotonic()
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def log(message):
@@ -112,6 +115,44 @@ def wait_for(predicate, timeout, interval=0.25, check=None):
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
+
+
+def admin_client(bootstrap):
+    # Reconnect quickly to a restarted node (librdkafka backs off up to 10 s by default).
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000,
+                        "reconnect.backoff.max.ms": 500, "log_level": QUIET})
+
+
+def probe_metadata(port):
+    """Metadata v1 (no topics) sent to exactly this port: (set of broker ids, controller id)."""
+    request = struct.pack(">hhih", 3, 1, 1, 5) + b"chaos" + struct.pack(">i", 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(struct.pack(">i", len(request)) + request)
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                if not chunk:
+                    raise OSError("connection closed")
+                data += chunk
+            return data
+
+        (size,) = struct.unpack(">i", read(4))
+        data = read(size)
+    at = 4  # correlation id
+    (count,) = struct.unpack_from(">i", data, at)
+    at += 4
+    brokers = set()
+    for _ in range(count):
+        (node_id,) = struct.unpack_from(">i", data, at)
+        brokers.add(node_id)
+        (host_len,) = struct.unpack_from(">h", data, at + 4)
+        at += 4 + 2 + host_len + 4  # node id, host, port
+        (rack_len,) = struct.unpack_from(">h", data, at)
+        at += 2 + max(rack_len, 0)
+    (controller,) = struct.unpack_from(">i", data, at)
+    return brokers, controller
 
 
 # ---- the cluster ---------------------------------------------------------------------------
@@ -178,17 +219,13 @@ class Node:
             self.proc.wait()
 
     def tail(self, lines=15):
-        out = []
-        for path in (self.log_path, self.stderr_path):
-            try:
-                with open(path, errors="replace") as f:
-                    text = f.read().splitlines()[-lines:]
-            except OSError:
-                continue
-            if text:
-                out.append(f"--- last lines of {path}")
-                out.extend(text)
-        return "\n".join(out)
+        """The last lines of the node's stdout/stderr (the log lines, and panics)."""
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                text = f.read().splitlines()[-lines:]
+        except OSError:
+            return f"--- node {self.id}: no output"
+        return "\n".join([f"--- last lines of {self.stderr_path}"] + [ANSI.sub("", line) for line in text])
 
 
 class Cluster:
@@ -197,12 +234,9 @@ class Cluster:
         self.nodes = {n: Node(n, work, base_port + n - 1, raft_ports) for n in NODE_IDS}
         self.bootstrap = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes.values())
         self.expected_down = set()
-        self._admin = None
+        self._admin = admin_client(self.bootstrap)
 
     def admin(self):
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000,
-                                       "log_level": QUIET})
         return self._admin
 
     def check_processes(self):
@@ -221,18 +255,26 @@ class Cluster:
             return None
         return topic.partitions
 
+    def answers(self, node_id):
+        """(brokers, controller id) as this node itself reports them in Metadata, or None if it
+        does not answer. Raw protocol: an AdminClient would route the request to any broker."""
+        try:
+            return probe_metadata(self.nodes[node_id].port)
+        except (OSError, struct.error):
+            return None
+
     def start_all(self):
         for node in self.nodes.values():
             node.start()
-        singles = {n: AdminClient({"bootstrap.servers": f"127.0.0.1:{node.port}", "socket.timeout.ms": 3000,
-                                   "log_level": QUIET}) for n, node in self.nodes.items()}
 
         def agreed():
-            views = [singles[n].list_topics(timeout=3) for n in NODE_IDS]
-            controllers = {md.controller_id for md in views}
-            if all(len(md.brokers) == len(NODE_IDS) for md in views) and len(controllers) == 1 \
-                    and controllers.pop() in NODE_IDS:
-                return views[0].controller_id
+            views = [self.answers(n) for n in NODE_IDS]
+            if None in views:
+                return None
+            controllers = {controller for _, controller in views}
+            if all(brokers == set(NODE_IDS) for brokers, _ in views) and len(controllers) == 1 \
+                    and controllers <= set(NODE_IDS):
+                return controllers.pop()
             return None
 
         controller = wait_for(agreed, STARTUP_TIMEOUT, interval=0.5, check=self.check_processes)
@@ -613,6 +655,8 @@ class Chaos:
         log(f"  node {victim} restarted after {down:.1f} s down ({acks_while_down} acks meanwhile)")
 
         def back_in_isr():
+            if self.cluster.answers(victim) is None:  # the node itself serves again
+                return False
             md = self.cluster.metadata()
             topic = md.topics.get(TOPIC)
             if victim not in md.brokers or topic is None:

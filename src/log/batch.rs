@@ -317,6 +317,29 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     })
 }
 
+/// The whole batches at the start of `buf` (as a leader sends them to a follower): their
+/// headers and the number of bytes they span. A trailing partial batch is left out, as
+/// consumers do; a batch that is not magic v2 or whose CRC does not match is an error.
+pub fn split_whole_batches(buf: &[u8]) -> Result<(Vec<BatchHeader>, usize), BatchError> {
+    let mut headers = Vec::new();
+    let mut at = 0usize;
+    while let Some(length) = peek_batch_length(&buf[at..]) {
+        let size = LOG_OVERHEAD + length.max(0) as usize;
+        if buf.len() - at < size || buf.len() - at < HEADER_SIZE {
+            break;
+        }
+        let batch = &buf[at..at + size];
+        let header =
+            parse_header(batch).map_err(|e| BatchError::corrupt(at, e.to_string()))?;
+        if !crc_matches(batch, &header) {
+            return Err(BatchError::corrupt(at, "its CRC does not match".to_string()));
+        }
+        headers.push(header);
+        at += size;
+    }
+    Ok((headers, at))
+}
+
 /// CRC-32C of a whole batch's checksummed region (bytes 21 to the end of `batch`).
 /// Returns `None` when `batch` is shorter than a header.
 pub fn compute_crc(batch: &[u8]) -> Option<u32> {

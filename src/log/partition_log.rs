@@ -548,6 +548,103 @@ impl PartitionLog {
         })
     }
 
+    /// Appends batches fetched from the partition leader (a follower's write): they keep
+    /// the offsets, leader epochs and timestamps the leader gave them, and must start at
+    /// this log's end offset. Each new leader epoch goes into the epoch history at its first
+    /// batch, and producer batches update the idempotent-producer state as they do on the
+    /// leader, so a follower that becomes leader still recognises retries.
+    pub fn append_replicated(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        self.check_online()?;
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Ok(());
+        };
+        if first.base_offset != self.log_end_offset {
+            return Err(self.invalid_append(format!(
+                "replicated batches start at offset {} but the log ends at {}",
+                first.base_offset, self.log_end_offset
+            )));
+        }
+        let mut expected = first.base_offset;
+        let mut total = 0usize;
+        for h in headers {
+            if h.base_offset != expected || h.last_offset_delta < 0 {
+                return Err(self.invalid_append(format!(
+                    "replicated batch at offset {} does not follow offset {}",
+                    h.base_offset,
+                    expected - 1
+                )));
+            }
+            expected = h.next_offset();
+            total += h.total_size();
+        }
+        if total != records.len() {
+            return Err(self.invalid_append(format!(
+                "the headers describe {total} bytes but the payload has {}",
+                records.len()
+            )));
+        }
+        let needs_roll = {
+            let active = self.active()?;
+            !active.is_empty()
+                && (active.size() + records.len() as u64 > self.config.segment_bytes
+                    || active.needs_roll_for(last.last_offset()))
+        };
+        if needs_roll {
+            let r = self.roll(first.base_offset);
+            self.guard(r)?;
+        }
+        let mut epochs_changed = false;
+        for h in headers {
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && self.epoch_cache.latest_epoch().is_none_or(|e| epoch > e) {
+                epochs_changed |= self.epoch_cache.assign(epoch, h.base_offset);
+            }
+        }
+        if epochs_changed {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        let r = self
+            .active_mut()
+            .and_then(|seg| seg.append_batches(records, headers));
+        self.guard(r)?;
+        self.log_end_offset = last.next_offset();
+        for h in headers {
+            if let Some(batch) = ProducerBatch::stored(h) {
+                self.producers.replay(&batch, now_ms);
+            }
+        }
+        let count = last.next_offset() - first.base_offset;
+        self.unflushed_messages += count as u64;
+        self.last_flush_ms.get_or_insert(now_ms);
+        match self.config.flush {
+            FlushPolicy::Always => self.flush()?,
+            FlushPolicy::EveryMessages(n) if self.unflushed_messages >= n => self.flush()?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Records that this replica leads from `epoch` on, starting at the log end offset (as
+    /// Kafka's new leader does), so OffsetForLeaderEpoch from followers sees the new epoch
+    /// before the first write in it.
+    pub fn begin_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        self.check_online()?;
+        if epoch < 0 || self.epoch_cache.latest_epoch().is_some_and(|e| epoch <= e) {
+            return Ok(());
+        }
+        if self.epoch_cache.assign(epoch, self.log_end_offset) {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        Ok(())
+    }
+
     /// Checks that `headers` describe `records` exactly; returns the number of offsets.
     fn check_append_args(
         &self,
@@ -669,6 +766,39 @@ impl PartitionLog {
             }
         }
         Ok(empty)
+    }
+
+    /// [`plan_read`](Self::plan_read) that returns no batch at or above `max_offset` (a
+    /// consumer reads only up to the high watermark, which is always a batch boundary).
+    /// A fetch offset between `max_offset` and the log end offset reads nothing.
+    pub fn plan_read_below(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<ReadPlan, LogError> {
+        if max_offset >= self.log_end_offset {
+            return self.plan_read(fetch_offset, max_bytes);
+        }
+        if fetch_offset >= max_offset && fetch_offset <= self.log_end_offset {
+            return self.plan_read(self.log_end_offset, max_bytes);
+        }
+        let mut plan = self.plan_read(fetch_offset, max_bytes)?;
+        let stop = self
+            .segments
+            .range(..=max_offset)
+            .next_back()
+            .map(|(_, seg)| seg)
+            .filter(|seg| seg.log_path() == plan.path)
+            .map(|seg| seg.find_batch(max_offset))
+            .transpose()?
+            .flatten();
+        if let Some((stop_at, _)) = stop {
+            if stop_at >= plan.position {
+                plan.len = plan.len.min((stop_at - plan.position) as usize);
+            }
+        }
+        Ok(plan)
     }
 
     /// [`plan_read`](Self::plan_read) and [`ReadPlan::execute`] in one call.
@@ -962,7 +1092,7 @@ impl PartitionLog {
 
     /// Deletes every segment and starts an empty log at `offset` (Kafka's
     /// `truncateFullyAndStartAt`); the epoch history and the producer state are cleared.
-    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.log_start_offset = offset;
         let r = self.persist_log_start_offset();
         self.guard(r)?;
@@ -1089,6 +1219,46 @@ mod tests {
             vec![0, 4, 8]
         );
         assert!(hs.iter().all(|h| h.partition_leader_epoch == 7));
+    }
+
+    #[test]
+    fn a_follower_copy_matches_the_leader_and_reads_stop_at_the_high_watermark() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path(), small_config(4096));
+        let mut follower = open(fdir.path(), small_config(4096));
+        for i in 0..20 {
+            produce(&mut leader, 3, 200, 1_000 + i, if i < 10 { 1 } else { 2 });
+        }
+        leader.begin_leader_epoch(3).unwrap();
+        // Replicate in fetch-sized pieces, as the fetcher does.
+        while follower.log_end_offset() < leader.log_end_offset() {
+            let got = leader.read(follower.log_end_offset(), 1500).unwrap();
+            let (headers, len) = batch::split_whole_batches(&got.bytes).unwrap();
+            follower
+                .append_replicated(&got.bytes[..len], &headers, 9_000)
+                .unwrap();
+        }
+        assert_eq!(
+            leader.read(0, 1 << 20).unwrap().bytes,
+            follower.read(0, 1 << 20).unwrap().bytes
+        );
+        assert_eq!(follower.end_offset_for_epoch(1), (1, 30));
+        assert_eq!(follower.latest_epoch(), Some(2));
+        assert_eq!(leader.latest_epoch(), Some(3));
+        assert!(follower.segment_base_offsets().len() > 1, "the follower rolls too");
+        // Replicated batches must continue the log exactly.
+        let again = leader.read(0, 1 << 20).unwrap();
+        let (headers, len) = batch::split_whole_batches(&again.bytes).unwrap();
+        assert!(follower
+            .append_replicated(&again.bytes[..len], &headers, 9_000)
+            .is_err());
+        // A consumer read never passes the high watermark (a batch boundary).
+        let below = leader.plan_read_below(0, 1 << 20, 9).unwrap().execute().unwrap();
+        let hs = headers_of(&below.bytes);
+        assert_eq!(hs.last().unwrap().next_offset(), 9);
+        let at_hw = leader.plan_read_below(9, 1 << 20, 9).unwrap().execute().unwrap();
+        assert!(at_hw.bytes.is_empty());
+        assert!(leader.plan_read_below(61, 1 << 20, 9).is_err());
     }
 
     #[test]
