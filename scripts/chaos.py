@@ -15,8 +15,10 @@ What it does:
      (partition, offset, seq);
   4. for each round: kill -9 the leader of a random partition, measure until a record
      produced after the kill is acknowledged on every partition that node led (the
-     failover time), keep producing a few more seconds, restart the node and wait until it
-     is back in the ISR of every partition;
+     failover time; a failure if none is acknowledged while the node is down), also on the
+     partitions it followed (printed, a warning only), keep producing --down seconds in
+     all, restart the node and wait until it is back in the ISR of every partition (a
+     warning if not within 60 s);
   5. stops the producer (flush), reads every partition from the beginning to its high
      watermark and checks: no acknowledged record is lost, no record is read twice, each
      partition's records are in produce order, each acknowledged (partition, offset) holds
@@ -53,6 +55,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -295,12 +298,9 @@ class Cluster:
 
 
 class Watch:
-    """Per kill: the first acknowledgement of a record produced after the kill, per partition
-    the killed node led."""
+    """Per kill: the first acknowledgement of a record produced after the kill, per partition."""
 
-    def __init__(self, partitions, kill_time, kill_seq):
-        self.partitions = set(partitions)
-        self.kill_time = kill_time
+    def __init__(self, kill_seq):
         self.kill_seq = kill_seq  # records with a higher seq were produced after the kill
         self.first_ack = {}       # partition -> monotonic time
 
@@ -346,7 +346,7 @@ class ChaosProducer(threading.Thread):
             self.acked[seq] = (partition, msg.offset())
             self.ack_count += 1
             for w in self.watches:
-                if seq > w.kill_seq and partition in w.partitions and partition not in w.first_ack:
+                if seq > w.kill_seq and partition not in w.first_ack:
                     w.first_ack[partition] = now
 
     def _on_error(self, err):
@@ -355,9 +355,9 @@ class ChaosProducer(threading.Thread):
             if err.fatal() and self.fatal is None:
                 self.fatal = str(err)
 
-    def watch(self, partitions, kill_time):
+    def watch(self):
         with self.lock:
-            w = Watch(partitions, kill_time, self.next_seq - 1)
+            w = Watch(self.next_seq - 1)
             self.watches.append(w)
             return w
 
@@ -414,8 +414,6 @@ class ChaosProducer(threading.Thread):
     def check(self):
         if self.crash is not None:
             raise SetupError(f"the producer thread failed: {self.crash!r}")
-        if not self.is_alive() and not self.stopping.is_set():
-            raise SetupError("the producer thread stopped")
 
 
 # ---- verification --------------------------------------------------------------------------
@@ -477,7 +475,7 @@ def read_back(bootstrap, partitions):
         consumer.close()
 
 
-def verify(records, acked, partitions):
+def check_records(records, acked, partitions):
     """Counts what the promise forbids. `acked` maps seq -> (partition, offset)."""
     times_read = Counter()
     at = {}                 # (partition, offset) -> seq
@@ -521,6 +519,7 @@ class Chaos:
         self.producer = None
         self.failures = []
         self.failovers = []       # seconds, one per killed partition that failed over
+        self.follower_stalls = []  # seconds until the first ack on partitions it followed
         self.kills = 0
         self.controller_kills = 0
         self.isr_timeouts = 0
@@ -544,8 +543,11 @@ class Chaos:
         log(f"producing ~{args.rate} records/s (acks=all, idempotent) to {args.partitions} partitions")
         time.sleep(2)
         for r in range(1, args.rounds + 1):
+            if self.producer.fatal:
+                break
             self.round(r)
-        time.sleep(TAIL_SECONDS)
+        if not self.producer.fatal:
+            time.sleep(TAIL_SECONDS)
         self.check()
         log("stopping the producer (flush)")
         self.producer.stop()
@@ -553,7 +555,8 @@ class Chaos:
             self.fail(f"the producer did not finish flushing within {FLUSH_TIMEOUT + 30} s")
         self.check()
         if self.producer.fatal:
-            self.fail(f"fatal producer error: {self.producer.fatal}")
+            # e.g. a new leader that does not know the producer's sequence numbers
+            self.fail(f"fatal producer error (production stopped there): {self.producer.fatal}")
         if self.producer.unfinished:
             log(f"{self.producer.unfinished} records were neither acknowledged nor failed after the flush")
         return self.verify()
@@ -617,7 +620,7 @@ class Chaos:
         self.cluster.expected_down.add(victim)
         kill_time = time.monotonic()
         node.kill9()
-        watch = self.producer.watch(led, kill_time)  # after the process is gone
+        watch = self.producer.watch()  # after the process is gone: later records cannot reach it
         acks_at_kill = self.producer.ack_count
         self.kills += 1
         self.controller_kills += is_controller
@@ -629,14 +632,16 @@ class Chaos:
             self.check()
             now = time.monotonic()
             with self.producer.lock:
-                done = len(watch.first_ack) == len(watch.partitions)
-            if (done and now - kill_time >= args.down) or now - kill_time >= FAILOVER_TIMEOUT:
+                done = all(p in watch.first_ack for p in led)
+            if (done and now - kill_time >= args.down) or now - kill_time >= FAILOVER_TIMEOUT \
+                    or self.producer.fatal:
                 break
             time.sleep(0.1)
         with self.producer.lock:
             first_ack = dict(watch.first_ack)
             acks_while_down = self.producer.ack_count - acks_at_kill
         self.producer.unwatch(watch)
+        down = time.monotonic() - kill_time
         for p in led:
             if p in first_ack:
                 seconds = first_ack[p] - kill_time
@@ -644,11 +649,20 @@ class Chaos:
                 log(f"  failover: partition {p} first ack after {seconds:.2f} s")
             else:
                 self.fail(f"round {r}: no acks=all write to partition {p} was acknowledged in the "
-                          f"{time.monotonic() - kill_time:.0f} s node {victim} was down")
+                          f"{down:.0f} s node {victim} was down")
+        # Partitions where it was a follower: acks=all waits for it until it leaves the ISR.
+        for p in sorted(p for p, pm in parts.items() if p not in led and victim in pm.isrs):
+            if p in first_ack:
+                seconds = first_ack[p] - kill_time
+                self.follower_stalls.append(seconds)
+                log(f"  follower: partition {p} first ack after {seconds:.2f} s")
+            else:
+                self.follower_stalls.append(down)
+                log(f"  WARNING partition {p} (node {victim} was a follower in its ISR) had no ack in the "
+                    f"{down:.1f} s node {victim} was down")
         if acks_while_down == 0:
             self.fail(f"round {r}: no record at all was acknowledged while node {victim} was down")
 
-        down = time.monotonic() - kill_time
         node.start()
         self.cluster.expected_down.discard(victim)
         restart_time = time.monotonic()
@@ -680,7 +694,7 @@ class Chaos:
             failed = sum(self.producer.failed.values())
             failed_by = dict(self.producer.failed)
             client_errors = dict(self.producer.client_errors)
-        v = verify(records, acked, args.partitions)
+        v = check_records(records, acked, args.partitions)
         if v["lost"]:
             examples = ", ".join(f"{s}@p{acked[s][0]}/o{acked[s][1]}" for s in v["lost"][:10])
             self.fail(f"{len(v['lost'])} acknowledged records were not read back (seq@partition/offset: {examples})")
@@ -699,7 +713,8 @@ class Chaos:
             log(f"producer client errors (error_cb): {client_errors}")
         log(f"details: controller_kills={self.controller_kills} mismatched={len(v['mismatched'])} "
             f"corrupt={v['corrupt']} misplaced={v['misplaced']} unacked_read={v['unacked_read']} "
-            f"unfinished={self.producer.unfinished or 0} isr_timeouts={self.isr_timeouts}")
+            f"unfinished={self.producer.unfinished or 0} isr_timeouts={self.isr_timeouts} "
+            f"follower_stall_s max={max(self.follower_stalls, default=0):.2f}")
         if self.failovers:
             failover = f"median={statistics.median(self.failovers):.2f} max={max(self.failovers):.2f}"
         else:
@@ -746,7 +761,8 @@ def check_ports_free(ports):
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
-                raise SetupError(f"port {port} is in use (another chaos run? choose --base-port/--raft-base-port)")
+                raise SetupError(f"port {port} is in use (another chaos run? choose --base-port/--raft-base-port)") \
+                    from None
 
 
 def main():
@@ -786,6 +802,9 @@ def main():
     except Aborted as e:
         log(f"FAIL {e}")
         code = e.code
+    except Exception:  # noqa: BLE001 - a bug in this script: show it, still clean up
+        traceback.print_exc()
+        log("FAIL unexpected error")
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish

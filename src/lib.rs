@@ -8,6 +8,7 @@
 //! - [`server`]: the TCP listener and one task per connection (framing, in-order responses).
 //! - [`handlers`]: one file per Kafka API family; typed request in, typed response out.
 //! - [`group`]: consumer groups and committed offsets (`__consumer_offsets`).
+//! - [`replication`]: followers pulling from partition leaders, high watermarks, the ISR.
 //! - [`broker`]: the shared state handlers work on (logs, metadata, groups).
 pub mod broker;
 pub mod cluster;
@@ -17,5 +18,6 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;
+pub mod replication;
 pub mod server;
 pub mod topic_config;

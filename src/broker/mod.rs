@@ -40,6 +40,8 @@ pub struct Broker {
     pub node_id: i32,
     pub metadata: Metadata,
     pub partitions: PartitionRegistry,
+    /// Follower fetchers and leader-side replica tracking.
+    pub replication: crate::replication::ReplicaManager,
     pub groups: crate::group::GroupCoordinator,
     /// Background tasks, aborted on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -109,6 +111,7 @@ impl Broker {
         }
         let broker = Arc::new(Broker {
             partitions: PartitionRegistry::new(config.clone()),
+            replication: crate::replication::ReplicaManager::new(node_id),
             config,
             node_id,
             metadata,
@@ -117,12 +120,16 @@ impl Broker {
             producer_ids: producer_ids::ProducerIdManager::new(node_id),
             started_at: Instant::now(),
         });
+        broker.replication.attach(&broker);
         let image = broker.metadata.image();
         broker.partitions.remove_strays(&image);
         broker
             .partitions
             .sync(&image, node_id)
             .map_err(|e| StartError::Partitions(e.to_string()))?;
+        broker
+            .replication
+            .reconcile(&broker.partitions.all(), &image);
         broker.groups.load(&broker);
         tracing::info!(
             cluster_id = %image.cluster_id,
@@ -169,6 +176,23 @@ impl Broker {
         let broker = self.clone();
         self.keep(tokio::spawn(
             async move { broker.watch_broker_liveness().await },
+        ));
+        let broker = self.clone();
+        self.keep(tokio::spawn(async move {
+            // Followers that stopped catching up leave the ISR (checked on the leader).
+            let max_lag = broker.config.replica_lag_time_max;
+            let every = (max_lag / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                broker
+                    .replication
+                    .check_isr(&broker.partitions.all(), max_lag);
+            }
+        }));
+        let broker = self.clone();
+        self.keep(tokio::spawn(
+            async move { broker.restore_preferred_leaders().await },
         ));
         let broker = self.clone();
         self.keep(tokio::spawn(async move {
@@ -241,6 +265,43 @@ impl Broker {
         }
     }
 
+    /// On the controller: gives each partition back to its preferred leader (the first
+    /// replica) once that broker is live and in sync again, so leadership spreads out after
+    /// a failover as it was placed.
+    async fn restore_preferred_leaders(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if !self.metadata.is_controller() {
+                continue;
+            }
+            let image = self.metadata.image();
+            for t in image.topics.values() {
+                for (i, p) in t.partitions.iter().enumerate() {
+                    let Some(&preferred) = p.replicas.first() else {
+                        continue;
+                    };
+                    if p.leader == preferred
+                        || !p.isr.contains(&preferred)
+                        || !image.is_live(preferred)
+                    {
+                        continue;
+                    }
+                    let command = MetadataCommand::ChangeLeader {
+                        name: t.name.clone(),
+                        partition: i as i32,
+                        leader: preferred,
+                        leader_epoch: p.leader_epoch + 1,
+                    };
+                    match self.metadata.propose(command).await {
+                        Ok(_) => tracing::info!(topic = %t.name, partition = i, leader = preferred, "preferred leader restored"),
+                        Err(e) => tracing::debug!(topic = %t.name, partition = i, error = %e, "preferred leader not restored"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Deletes expired segments of every partition; returns how many were deleted.
     pub fn apply_retention(&self) -> usize {
         let now = now_ms();
@@ -279,6 +340,7 @@ impl Broker {
         {
             task.abort();
         }
+        self.replication.stop_all();
         let b = self.clone();
         let _ = tokio::task::spawn_blocking(move || b.close_all()).await;
         self.metadata.shutdown().await;

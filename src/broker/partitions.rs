@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::config::{Config, FlushPolicy};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::metadata::MetadataImage;
+use crate::replication::{ReplicaRole, Watermark};
 use crate::topic_config::TopicSettings;
 
 /// One hosted partition.
@@ -26,6 +27,11 @@ pub struct Partition {
     pub topic_id: Uuid,
     log: Mutex<PartitionLog>,
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// Leader, follower or neither; see `crate::replication`. Lock order: `replica`, then
+    /// `log`.
+    pub(crate) replica: Mutex<ReplicaRole>,
+    /// The high watermark, and whether this broker leads the partition.
+    watermark: watch::Sender<Watermark>,
 }
 
 impl Partition {
@@ -40,6 +46,44 @@ impl Partition {
         for w in waiters {
             w.notify_one();
         }
+    }
+
+    /// The replica role, locked (before `log` when both are needed).
+    pub(crate) fn role(&self) -> MutexGuard<'_, ReplicaRole> {
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The high watermark: consumers read below it, and acks=all waits for it.
+    pub fn high_watermark(&self) -> i64 {
+        self.watermark.borrow().offset
+    }
+
+    /// The high watermark and leadership.
+    pub fn watermark(&self) -> Watermark {
+        *self.watermark.borrow()
+    }
+
+    /// Watches the high watermark and leadership.
+    pub fn subscribe_watermark(&self) -> watch::Receiver<Watermark> {
+        self.watermark.subscribe()
+    }
+
+    /// Publishes a new watermark when it differs from the current one; returns whether the
+    /// offset went up (consumers waiting in a fetch are woken then).
+    pub(crate) fn publish_watermark(&self, new: Watermark) -> bool {
+        let mut advanced = false;
+        self.watermark.send_if_modified(|w| {
+            if *w == new {
+                return false;
+            }
+            advanced = new.offset > w.offset;
+            *w = new;
+            true
+        });
+        if advanced {
+            self.notify_appended();
+        }
+        advanced
     }
 
     /// Registers `waker` to be notified on the next append.
@@ -168,6 +212,10 @@ impl PartitionRegistry {
                         .map_err(|e| LogError::io("write partition.metadata in", &dir, e))?;
                 }
                 let log = PartitionLog::open(&dir, log_config.clone())?;
+                let start = Watermark {
+                    offset: log.log_start_offset(),
+                    leader_epoch: None,
+                };
                 map.insert(
                     key,
                     Arc::new(Partition {
@@ -176,6 +224,8 @@ impl PartitionRegistry {
                         topic_id: topic.id,
                         log: Mutex::new(log),
                         waiters: Mutex::new(Vec::new()),
+                        replica: Mutex::new(ReplicaRole::None),
+                        watermark: watch::Sender::new(start),
                     }),
                 );
             }

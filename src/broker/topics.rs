@@ -153,20 +153,10 @@ impl Broker {
         }
         let brokers = self.placement_brokers().len() as i16;
         let replication_factor = if replication_factor == -1 {
-            1
+            self.config.default_replication_factor
         } else {
             replication_factor
         };
-        if replication_factor > 1 {
-            // Message data is not replicated yet (the replication issue): a replica that
-            // holds no copy would be a lie in Metadata.
-            return Err(AdminError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "replication factor {replication_factor} is not supported yet: partitions have one replica (use 1 or -1)"
-                ),
-            ));
-        }
         if replication_factor <= 0 || replication_factor > brokers {
             return Err(AdminError::new(
                 ResponseError::InvalidReplicationFactor,
@@ -224,17 +214,29 @@ impl Broker {
 
     /// Creates an internal topic (such as `__consumer_offsets`): the partition limit for
     /// user topics does not apply.
+    /// Like Kafka, it waits for `replication_factor` live brokers rather than creating a
+    /// topic with fewer replicas (the caller answers COORDINATOR_NOT_AVAILABLE meanwhile).
     pub async fn create_internal_topic(
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicImage, AdminError> {
         validate_configs(&configs)?;
+        let brokers = self.placement_brokers().len();
+        if replication_factor as usize > brokers {
+            return Err(AdminError::new(
+                ResponseError::CoordinatorNotAvailable,
+                format!(
+                    "{name} needs {replication_factor} live brokers (offsets_topic_replication_factor); {brokers} are live"
+                ),
+            ));
+        }
         let command = MetadataCommand::CreateTopic {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
-            partitions: self.assign(0, partitions.max(1), 1),
+            partitions: self.assign(0, partitions.max(1), replication_factor.max(1) as i32),
             configs,
         };
         let image = self.metadata.propose(command).await?;
@@ -368,12 +370,23 @@ impl Broker {
         Ok(())
     }
 
-    /// Applies the current image to the hosted partitions.
+    /// Applies the current image to the hosted partitions: opens and removes logs, then
+    /// brings each partition's replica role (leader, follower) in line.
     pub fn sync_partitions(&self) -> Result<(), AdminError> {
         let image = self.metadata.image();
-        self.partitions
+        let synced = self
+            .partitions
             .sync(&image, self.node_id)
-            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))
+            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()));
+        self.replication.reconcile(&self.partitions.all(), &image);
+        synced
+    }
+
+    /// [`sync_partitions`](Self::sync_partitions), logging a failure instead of returning it.
+    pub fn sync_partitions_quietly(&self) {
+        if let Err(e) = self.sync_partitions() {
+            tracing::error!(error = %e.message, "cannot open the partitions of the new metadata");
+        }
     }
 }
 

@@ -41,6 +41,7 @@ fn empty_partition(index: i32) -> PartitionData {
 
 fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
     let image = broker.metadata.image();
+    let follower = request.replica_id.0 >= 0;
     let mut budget = request.max_bytes.max(0) as usize;
     let mut pass = Pass {
         topics: Vec::with_capacity(request.topics.len()),
@@ -69,18 +70,34 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                 }
             }
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+            if follower {
+                // A follower's fetch offset is its log end offset: the leader records it
+                // (which may advance the high watermark) before reading.
+                if let Err(e) = broker.replication.record_follower_fetch(
+                    &partition,
+                    request.replica_id.0,
+                    p.fetch_offset,
+                ) {
+                    pass.errors = true;
+                    partitions.push(data.with_error_code(e.code()));
+                    continue;
+                }
+            }
+            let high_watermark = partition.high_watermark();
             let log = partition.log();
-            let end = log.log_end_offset();
             data = data
-                .with_high_watermark(end)
-                .with_last_stable_offset(end)
+                .with_high_watermark(high_watermark)
+                .with_last_stable_offset(high_watermark)
                 .with_log_start_offset(log.log_start_offset());
             // Kafka sends at least one whole batch only for the first partition with data.
-            // The read is planned under the log lock and done without it.
+            // The read is planned under the log lock and done without it. Consumers read
+            // below the high watermark; followers up to the log end.
             let plan = if limit == 0 && pass.bytes > 0 {
                 None
-            } else {
+            } else if follower {
                 Some(log.plan_read(p.fetch_offset, limit.max(1)))
+            } else {
+                Some(log.plan_read_below(p.fetch_offset, limit.max(1), high_watermark))
             };
             drop(log);
             let result = match plan {

@@ -46,14 +46,20 @@ pub fn handle(
                             return r.with_error_code(code);
                         }
                     }
+                    // Clients see only committed records: the latest offset is the high
+                    // watermark, and lookups never point at or past it.
+                    let high_watermark = partition.high_watermark();
                     let log = partition.log();
                     let found = match p.timestamp {
-                        LATEST => Some((log.log_end_offset(), -1)),
+                        LATEST => Some((high_watermark, -1)),
                         EARLIEST => Some((log.log_start_offset(), -1)),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
                         _ => return r.with_error_code(ResponseError::InvalidRequest.code()),
-                    };
+                    }
+                    .filter(|(offset, _)| {
+                        matches!(p.timestamp, LATEST | EARLIEST) || *offset < high_watermark
+                    });
                     match found {
                         Some((offset, timestamp)) if version >= 4 => r
                             .with_offset(offset)

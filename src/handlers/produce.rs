@@ -11,6 +11,7 @@
 //! INVALID_PRODUCER_EPOCH are set on the partition like any other log error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -19,7 +20,8 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{led_here, str_bytes};
-use crate::broker::{now_ms, Broker};
+use crate::broker::{now_ms, Broker, Partition};
+use crate::replication::{self, ReplicaRole};
 use crate::log::batch::validate_producer_batches;
 
 /// The zstd codec id in a batch's attributes.
@@ -56,6 +58,8 @@ pub async fn handle(
     } else {
         None
     };
+    let request_timeout_ms = request.timeout_ms;
+    let mut commits: Vec<PendingCommit> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.as_str();
@@ -116,12 +120,42 @@ pub async fn handle(
                 continue;
             }
             // Record bytes go from the request buffer to the segment file: the log patches
-            // copies of the batch headers and writes both with one vectored write.
-            let appended = partition
-                .log()
-                .append(&records, &headers, leader_epoch, now_ms());
+            // copies of the batch headers and writes both with one vectored write. The
+            // append happens under the replica lock, so leadership cannot move during it.
+            let appended = {
+                let role = partition.role();
+                let ReplicaRole::Leader(state) = &*role else {
+                    partitions.push(partition_error(
+                        index,
+                        ResponseError::NotLeaderOrFollower.code(),
+                        None,
+                    ));
+                    continue;
+                };
+                if acks == -1 && (state.isr.len() as i32) < settings.min_insync_replicas {
+                    partitions.push(partition_error(
+                        index,
+                        ResponseError::NotEnoughReplicas.code(),
+                        Some(format!(
+                            "{} in-sync replicas, fewer than min.insync.replicas {}",
+                            state.isr.len(),
+                            settings.min_insync_replicas
+                        )),
+                    ));
+                    continue;
+                }
+                let appended =
+                    partition
+                        .log()
+                        .append(&records, &headers, state.leader_epoch, now_ms());
+                if appended.is_ok() {
+                    replication::after_leader_append(&partition, &role);
+                }
+                appended.map(|info| (info, state.leader_epoch))
+            };
+            let _ = leader_epoch;
             match appended {
-                Ok(info) => {
+                Ok((info, epoch)) => {
                     if info.duplicate {
                         tracing::debug!(
                             topic = name,
@@ -131,6 +165,16 @@ pub async fn handle(
                         );
                     } else {
                         partition.notify_appended();
+                    }
+                    if acks == -1 {
+                        commits.push(PendingCommit {
+                            topic: responses.len(),
+                            slot: partitions.len(),
+                            partition: partition.clone(),
+                            leader_epoch: epoch,
+                            end: info.last_offset + 1,
+                            min_insync_replicas: settings.min_insync_replicas,
+                        });
                     }
                     partitions.push(
                         PartitionProduceResponse::default()
@@ -164,5 +208,39 @@ pub async fn handle(
     if acks == 0 {
         return None;
     }
+    // acks=all: one deadline for the whole request.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request_timeout_ms.max(0) as u64);
+    for c in commits {
+        let outcome =
+            replication::wait_for_high_watermark(&c.partition, c.leader_epoch, c.end, deadline)
+                .await
+                .and_then(|()| {
+                    // Kafka's check when the write is committed: the ISR may have shrunk
+                    // below min.insync.replicas while it waited.
+                    match &*c.partition.role() {
+                        ReplicaRole::Leader(s)
+                            if (s.isr.len() as i32) < c.min_insync_replicas =>
+                        {
+                            Err(ResponseError::NotEnoughReplicasAfterAppend)
+                        }
+                        _ => Ok(()),
+                    }
+                });
+        if let Err(e) = outcome {
+            let slot = &mut responses[c.topic].partition_responses[c.slot];
+            *slot = partition_error(slot.index, e.code(), None);
+        }
+    }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// An acks=all write waiting for the high watermark.
+struct PendingCommit {
+    topic: usize,
+    slot: usize,
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    end: i64,
+    min_insync_replicas: i32,
 }

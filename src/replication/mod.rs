@@ -1,0 +1,310 @@
+//! Replication of partition data, after Kafka: followers pull from the partition leader
+//! with Fetch requests carrying their replica id, over the leader's ordinary Kafka port.
+//!
+//! - Roles come from the metadata image ([`ReplicaManager::reconcile`], run after every
+//!   image change): the broker named leader leads in the image's leader epoch (recorded in
+//!   the log's epoch history as it takes over); every other replica follows that leader.
+//! - The leader tracks each follower's log end offset ([`leader::LeaderState`]); the high
+//!   watermark is the smallest log end offset over the in-sync replicas. Consumers read
+//!   below it; acks=all waits for it ([`wait_for_high_watermark`]).
+//! - ISR changes are proposed by the leader as `AlterPartition` metadata commands carrying
+//!   the leader and partition epochs, so a change from a stale view is rejected: a follower
+//!   out of sync for `replica_lag_time_max` leaves, one that reached the high watermark
+//!   rejoins. Leader election when a broker is fenced happens in the metadata image itself.
+//! - A follower ([`fetcher`]) first truncates its log by leader epoch (OffsetForLeaderEpoch
+//!   against the new leader), then fetches and appends the leader's batches as they are.
+//!
+//! Locks: a partition's `replica` lock is taken before its `log` lock; appends on the leader
+//! happen under the replica lock, so an append never races a change of role.
+
+mod client;
+mod fetcher;
+pub mod leader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+
+use crate::broker::{Broker, Partition};
+use crate::metadata::{MetadataCommand, MetadataImage};
+pub use leader::LeaderState;
+
+/// What this broker is for one hosted partition.
+#[derive(Debug, Clone, Default)]
+pub enum ReplicaRole {
+    /// Neither leader nor follower (the partition has no leader).
+    #[default]
+    None,
+    Leader(LeaderState),
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+/// The high watermark of a partition, and the leader epoch while this broker leads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
+}
+
+type Key = (String, i32);
+
+/// Starts and stops the follower fetchers (one per leader broker) as roles change.
+pub struct ReplicaManager {
+    node_id: i32,
+    broker: OnceLock<Weak<Broker>>,
+    fetchers: Mutex<HashMap<i32, fetcher::FetcherHandle>>,
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32) -> ReplicaManager {
+        ReplicaManager {
+            node_id,
+            broker: OnceLock::new(),
+            fetchers: Mutex::new(HashMap::new()),
+            runtime: Mutex::new(None),
+        }
+    }
+
+    /// Connects the manager to its broker once the broker exists; fetchers start only after.
+    pub fn attach(&self, broker: &Arc<Broker>) {
+        let _ = self.broker.set(Arc::downgrade(broker));
+        *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) =
+            tokio::runtime::Handle::try_current().ok();
+    }
+
+    fn broker(&self) -> Option<Arc<Broker>> {
+        self.broker.get().and_then(Weak::upgrade)
+    }
+
+    /// Brings every hosted partition's role in line with `image`: takes over leadership
+    /// (recording the new epoch in the log), updates the ISR of partitions still led here,
+    /// and points the fetchers at the current leaders.
+    pub fn reconcile(&self, partitions: &[Arc<Partition>], image: &MetadataImage) {
+        let now = Instant::now();
+        let mut wanted: HashMap<i32, HashMap<Key, i32>> = HashMap::new();
+        for p in partitions {
+            let Ok(ip) = image.partition(&p.topic, p.index) else {
+                continue;
+            };
+            let mut role = p.role();
+            if ip.leader == self.node_id {
+                if let ReplicaRole::Leader(s) = &mut *role {
+                    if s.leader_epoch == ip.leader_epoch {
+                        s.update(ip, now);
+                        refresh_watermark(p, s);
+                        continue;
+                    }
+                }
+                let epoch_start = {
+                    let mut log = p.log();
+                    if let Err(e) = log.begin_leader_epoch(ip.leader_epoch) {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "cannot record the new leader epoch");
+                    }
+                    log.log_end_offset()
+                };
+                let state = LeaderState::new(self.node_id, ip, epoch_start, now);
+                tracing::info!(
+                    topic = %p.topic,
+                    partition = p.index,
+                    leader_epoch = ip.leader_epoch,
+                    isr = ?ip.isr,
+                    "leading partition"
+                );
+                refresh_watermark(p, &state);
+                *role = ReplicaRole::Leader(state);
+            } else {
+                let was_leader = matches!(&*role, ReplicaRole::Leader(_));
+                *role = if ip.leader >= 0 {
+                    wanted
+                        .entry(ip.leader)
+                        .or_default()
+                        .insert((p.topic.clone(), p.index), ip.leader_epoch);
+                    ReplicaRole::Follower {
+                        leader: ip.leader,
+                        leader_epoch: ip.leader_epoch,
+                    }
+                } else {
+                    ReplicaRole::None
+                };
+                if was_leader {
+                    tracing::info!(topic = %p.topic, partition = p.index, leader = ip.leader, "no longer leading partition");
+                }
+                p.publish_watermark(Watermark {
+                    offset: p.high_watermark(),
+                    leader_epoch: None,
+                });
+            }
+        }
+        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (Some(runtime), Some(weak)) = (runtime, self.broker.get()) else {
+            return; // not attached yet: the first reconcile after `attach` starts fetchers
+        };
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+        fetchers.retain(|leader, f| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                f.stop();
+            }
+            keep
+        });
+        for (leader, targets) in wanted {
+            let f = fetchers.entry(leader).or_insert_with(|| {
+                fetcher::FetcherHandle::spawn(&runtime, weak.clone(), self.node_id, leader)
+            });
+            f.assign(targets);
+        }
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn stop_all(&self) {
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, f) in fetchers.drain() {
+            f.stop();
+        }
+    }
+
+    /// On the leader: records a follower's fetch from `fetch_offset`, advances the high
+    /// watermark, and proposes that the follower rejoin the ISR once it has caught up.
+    /// NOT_LEADER_OR_FOLLOWER when this broker does not lead the partition or `replica` is
+    /// not one of its replicas.
+    pub fn record_follower_fetch(
+        &self,
+        p: &Arc<Partition>,
+        replica: i32,
+        fetch_offset: i64,
+    ) -> Result<(), ResponseError> {
+        let mut role = p.role();
+        let ReplicaRole::Leader(s) = &mut *role else {
+            return Err(ResponseError::NotLeaderOrFollower);
+        };
+        if !s.is_follower(replica) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        let now = Instant::now();
+        let leader_end = p.log().log_end_offset();
+        s.record_fetch(replica, fetch_offset, leader_end, now);
+        refresh_watermark(p, s);
+        let joining = s.ready_to_join(p.high_watermark());
+        if !joining.is_empty() && s.pending_isr_change.is_none() {
+            let mut isr = s.isr.clone();
+            isr.extend(joining);
+            self.propose_isr(p, s, isr, now);
+        }
+        Ok(())
+    }
+
+    /// Proposes `isr` for a partition led here (at most one change in flight).
+    fn propose_isr(&self, p: &Partition, s: &mut LeaderState, isr: Vec<i32>, now: Instant) {
+        let Some(broker) = self.broker() else {
+            return;
+        };
+        s.pending_isr_change = Some(now);
+        let command = MetadataCommand::AlterPartition {
+            name: p.topic.clone(),
+            partition: p.index,
+            leader: s.node_id,
+            leader_epoch: s.leader_epoch,
+            partition_epoch: s.partition_epoch,
+            isr: isr.clone(),
+        };
+        let (topic, index, old) = (p.topic.clone(), p.index, s.isr.clone());
+        let spawned = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|rt| {
+                rt.spawn(async move {
+                    match broker.metadata.propose(command).await {
+                        Ok(_) => {
+                            tracing::info!(topic, partition = index, from = ?old, to = ?isr, "ISR changed");
+                            broker.sync_partitions_quietly();
+                        }
+                        Err(e) => {
+                            tracing::info!(topic, partition = index, error = %e, "ISR change not taken")
+                        }
+                    }
+                })
+            });
+        if spawned.is_none() {
+            s.pending_isr_change = None;
+        }
+    }
+
+    /// On the leader, every tick: drops out-of-sync followers from the ISR, and forgets ISR
+    /// proposals that got no answer (so they are made again).
+    pub fn check_isr(&self, partitions: &[Arc<Partition>], max_lag: Duration) {
+        let now = Instant::now();
+        for p in partitions {
+            let mut role = p.role();
+            let ReplicaRole::Leader(s) = &mut *role else {
+                continue;
+            };
+            if s.pending_isr_change
+                .is_some_and(|at| now.duration_since(at) > Duration::from_secs(5))
+            {
+                s.pending_isr_change = None;
+            }
+            let out = s.out_of_sync(now, max_lag);
+            if out.is_empty() || s.pending_isr_change.is_some() {
+                continue;
+            }
+            tracing::info!(topic = %p.topic, partition = p.index, followers = ?out, "followers fell out of sync");
+            let isr = s.isr.iter().copied().filter(|r| !out.contains(r)).collect();
+            self.propose_isr(p, s, isr, now);
+        }
+    }
+}
+
+/// On the leader: recomputes the high watermark from the followers' progress and publishes
+/// it (it never goes down while this broker leads).
+fn refresh_watermark(p: &Partition, s: &LeaderState) {
+    let leader_end = p.log().log_end_offset();
+    let current = p.high_watermark().min(leader_end);
+    let offset = s
+        .high_watermark(leader_end)
+        .map_or(current, |hw| hw.max(current));
+    p.publish_watermark(Watermark {
+        offset,
+        leader_epoch: Some(s.leader_epoch),
+    });
+}
+
+/// After an append on the leader (under the replica lock): advances the high watermark when
+/// no follower holds it back.
+pub fn after_leader_append(p: &Partition, role: &ReplicaRole) {
+    if let ReplicaRole::Leader(s) = role {
+        refresh_watermark(p, s);
+    }
+}
+
+/// acks=all: waits until the high watermark reaches `end` (the offset after the batch)
+/// while this broker still leads in `leader_epoch`, until `deadline`. REQUEST_TIMED_OUT at
+/// the deadline; NOT_LEADER_OR_FOLLOWER when the leadership moved first (the client retries
+/// on the new leader, where an idempotent retry is recognised).
+pub async fn wait_for_high_watermark(
+    p: &Partition,
+    leader_epoch: i32,
+    end: i64,
+    deadline: tokio::time::Instant,
+) -> Result<(), ResponseError> {
+    let mut rx = p.subscribe_watermark();
+    let reached = tokio::time::timeout_at(deadline, async {
+        rx.wait_for(|w| w.offset >= end || w.leader_epoch != Some(leader_epoch))
+            .await
+            .map(|w| *w)
+    })
+    .await;
+    match reached {
+        Err(_) => Err(ResponseError::RequestTimedOut),
+        Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower),
+        Ok(Ok(w)) if w.offset >= end => Ok(()),
+        Ok(Ok(_)) => Err(ResponseError::NotLeaderOrFollower),
+    }
+}
