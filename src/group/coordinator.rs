@@ -98,6 +98,7 @@ impl GroupCoordinator {
             .create_internal_topic(
                 OFFSETS_TOPIC,
                 broker.config.groups.offsets_topic_partitions,
+                broker.config.groups.offsets_topic_replication_factor,
                 configs,
             )
             .await
