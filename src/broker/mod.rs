@@ -127,7 +127,8 @@ impl Broker {
             .partitions
             .sync(&image, node_id)
             .map_err(|e| StartError::Partitions(e.to_string()))?;
-        broker
+        // Groups are loaded below for every partition led here.
+        let _ = broker
             .replication
             .reconcile(&broker.partitions.all(), &image);
         broker.groups.load(&broker);

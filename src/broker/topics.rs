@@ -378,7 +378,16 @@ impl Broker {
             .partitions
             .sync(&image, self.node_id)
             .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()));
-        self.replication.reconcile(&self.partitions.all(), &image);
+        let moved = self.replication.reconcile(&self.partitions.all(), &image);
+        for (p, leading) in moved {
+            if p.topic == crate::group::OFFSETS_TOPIC {
+                if leading {
+                    self.groups.load_partition(self, p.index);
+                } else {
+                    self.groups.unload_partition(self, p.index);
+                }
+            }
+        }
         synced
     }
 

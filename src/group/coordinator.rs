@@ -6,7 +6,7 @@
 //! oneshot channels after the locks are released. A group's records are written while its
 //! lock is held, so they reach the log in the order its state changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -34,6 +34,8 @@ pub struct GroupDescription {
 #[derive(Default)]
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// The `__consumer_offsets` partitions led here whose groups are loaded.
+    loaded: Mutex<HashSet<i32>>,
 }
 
 fn lock(group: &Arc<Mutex<Group>>) -> MutexGuard<'_, Group> {
@@ -56,10 +58,34 @@ impl GroupCoordinator {
             .clone()
     }
 
-    /// Rebuilds the groups from `__consumer_offsets` (on start, before serving).
+    fn offsets_partitions(broker: &Broker) -> i32 {
+        broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions.len() as i32)
+    }
+
+    /// Loads the groups of every `__consumer_offsets` partition led here (on start, before
+    /// serving).
     pub fn load(&self, broker: &Broker) {
-        let loaded = offsets::load(broker);
+        for p in broker.partitions.all() {
+            if p.topic == OFFSETS_TOPIC
+                && matches!(&*p.role(), crate::replication::ReplicaRole::Leader(_))
+            {
+                self.load_partition(broker, p.index);
+            }
+        }
+    }
+
+    /// This broker now leads `__consumer_offsets` partition `index`: rebuilds its groups from
+    /// the log (replicated from the previous coordinator), replacing anything held for them.
+    pub fn load_partition(&self, broker: &Broker, index: i32) {
+        let n = Self::offsets_partitions(broker);
+        let loaded = offsets::load(broker, index);
         let mut map = self.map();
+        map.retain(|id, _| offsets::partition_for(id, n) != index);
         for (id, record) in &loaded.groups {
             let mut g = Group::new(id);
             g.generation = record.generation;
@@ -76,13 +102,31 @@ impl GroupCoordinator {
                 .clone();
             lock(&g).offsets = offsets;
         }
+        drop(map);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(index);
         if loaded.records > 0 {
             tracing::info!(
-                groups = map.len(),
+                partition = index,
+                groups = loaded.groups.len(),
                 records = loaded.records,
                 "loaded consumer groups"
             );
         }
+    }
+
+    /// This broker no longer leads `__consumer_offsets` partition `index`: forgets its
+    /// groups (their members rejoin at the new coordinator).
+    pub fn unload_partition(&self, broker: &Broker, index: i32) {
+        let n = Self::offsets_partitions(broker);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&index);
+        self.map()
+            .retain(|id, _| offsets::partition_for(id, n) != index);
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
@@ -150,7 +194,12 @@ impl GroupCoordinator {
             .get(OFFSETS_TOPIC)
             .map_or(1, |t| t.partitions.len() as i32);
         let p = offsets::partition_for(group, n);
-        if broker.partitions.get(OFFSETS_TOPIC, p).is_none() {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&p);
+        if !loaded {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         Ok(p)
@@ -277,7 +326,8 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<Vec<(String, i32, Option<ResponseError>)>, ResponseError> {
+    ) -> Result<(Vec<(String, i32, Option<ResponseError>)>, Option<offsets::Written>), ResponseError>
+    {
         let partition = self.check_coordinator(broker, group_id)?;
         let group = if generation < 0 && member_id.is_empty() {
             self.get_or_create(group_id)
@@ -311,14 +361,17 @@ impl GroupCoordinator {
             };
             results.push((topic, p, error));
         }
-        if let Err(e) = offsets::write(broker, partition, &changes) {
-            tracing::error!(group = group_id, error = %e, "offset commit failed");
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
+        let written = match offsets::write(broker, partition, &changes) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(group = group_id, error = %e, "offset commit failed");
+                return Err(ResponseError::NotCoordinator);
+            }
+        };
         for (key, offset) in accepted {
             g.offsets.insert(key, offset);
         }
-        Ok(results)
+        Ok((results, written))
     }
 
     /// Committed offsets: the requested partitions (None when nothing is committed), or

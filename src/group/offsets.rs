@@ -10,13 +10,17 @@
 //! topic, with Java's `String.hashCode`, as Apache Kafka places groups.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::state::CommittedOffset;
-use crate::broker::{now_ms, Broker};
+use kafka_protocol::error::ResponseError;
+
+use crate::broker::{now_ms, Broker, Partition};
+use crate::replication::{self, ReplicaRole};
 use crate::log::{validate_producer_batches, RecordBatchBuilder};
 
 /// The internal topic's name.
@@ -108,22 +112,47 @@ fn encode(change: &Change) -> (Vec<u8>, Option<Vec<u8>>) {
     )
 }
 
-/// Appends `changes` for groups stored in `partition` as one batch.
-pub fn write(broker: &Broker, partition: i32, changes: &[Change]) -> Result<(), StoreError> {
+/// Where an append to `__consumer_offsets` ended, for waiting until it is replicated.
+pub struct Written {
+    pub partition: Arc<Partition>,
+    pub leader_epoch: i32,
+    pub end: i64,
+}
+
+impl Written {
+    /// Waits until the write is committed (the high watermark covers it), as Kafka waits
+    /// with acks=all before answering an offset commit; NOT_COORDINATOR when leadership
+    /// moved, REQUEST_TIMED_OUT after `timeout`.
+    pub async fn committed(&self, timeout: std::time::Duration) -> Result<(), ResponseError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match replication::wait_for_high_watermark(
+            &self.partition,
+            self.leader_epoch,
+            self.end,
+            deadline,
+        )
+        .await
+        {
+            Err(ResponseError::NotLeaderOrFollower) => Err(ResponseError::NotCoordinator),
+            other => other,
+        }
+    }
+}
+
+/// Appends `changes` for groups stored in `partition` as one batch, as the partition's
+/// leader (under its replica lock, in its leader epoch).
+pub fn write(
+    broker: &Broker,
+    partition: i32,
+    changes: &[Change],
+) -> Result<Option<Written>, StoreError> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let hosted = broker
         .partitions
         .get(OFFSETS_TOPIC, partition)
         .ok_or(StoreError::NotHosted(partition))?;
-    let epoch = broker
-        .metadata
-        .image()
-        .topics
-        .get(OFFSETS_TOPIC)
-        .and_then(|t| t.partitions.get(partition as usize))
-        .map_or(0, |p| p.leader_epoch);
     let now = now_ms();
     let mut builder = RecordBatchBuilder::new();
     for change in changes {
@@ -133,12 +162,23 @@ pub fn write(broker: &Broker, partition: i32, changes: &[Change]) -> Result<(), 
     let batch = builder.build();
     let headers = validate_producer_batches(&batch, usize::MAX)
         .map_err(|e| StoreError::Write(e.to_string()))?;
-    hosted
+    let role = hosted.role();
+    let ReplicaRole::Leader(state) = &*role else {
+        return Err(StoreError::NotHosted(partition));
+    };
+    let leader_epoch = state.leader_epoch;
+    let info = hosted
         .log()
-        .append(&batch, &headers, epoch, now)
+        .append(&batch, &headers, leader_epoch, now)
         .map_err(|e| StoreError::Write(e.to_string()))?;
+    replication::after_leader_append(&hosted, &role);
+    drop(role);
     hosted.notify_appended();
-    Ok(())
+    Ok(Some(Written {
+        partition: hosted,
+        leader_epoch,
+        end: info.last_offset + 1,
+    }))
 }
 
 /// The state read back from `__consumer_offsets`.
@@ -188,13 +228,10 @@ impl Loaded {
     }
 }
 
-/// Reads every hosted `__consumer_offsets` partition from its start, last value wins.
-pub fn load(broker: &Broker) -> Loaded {
+/// Reads one hosted `__consumer_offsets` partition from its start, last value wins.
+pub fn load(broker: &Broker, index: i32) -> Loaded {
     let mut loaded = Loaded::default();
-    for partition in broker.partitions.all() {
-        if partition.topic != OFFSETS_TOPIC {
-            continue;
-        }
+    if let Some(partition) = broker.partitions.get(OFFSETS_TOPIC, index) {
         let mut offset = partition.log().log_start_offset();
         loop {
             let read = partition.log().read(offset, 1 << 20);

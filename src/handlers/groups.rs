@@ -232,7 +232,10 @@ pub fn leave(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) -> 
     }
 }
 
-pub fn offset_commit(
+/// Kafka's `offsets.commit.timeout.ms`: how long a commit waits to be replicated.
+const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub async fn offset_commit(
     broker: &Arc<Broker>,
     request: OffsetCommitRequest,
     version: i16,
@@ -268,6 +271,15 @@ pub fn offset_commit(
         request.generation_id_or_member_epoch,
         offsets,
     );
+    // Answered once the commit is replicated to the in-sync replicas of its partition.
+    let result = match result {
+        Ok((results, Some(written))) => match written.committed(OFFSETS_COMMIT_TIMEOUT).await {
+            Ok(()) => Ok(results),
+            Err(e) => Err(e),
+        },
+        Ok((results, None)) => Ok(results),
+        Err(e) => Err(e),
+    };
     let topics = request
         .topics
         .iter()

@@ -84,9 +84,15 @@ impl ReplicaManager {
 
     /// Brings every hosted partition's role in line with `image`: takes over leadership
     /// (recording the new epoch in the log), updates the ISR of partitions still led here,
-    /// and points the fetchers at the current leaders.
-    pub fn reconcile(&self, partitions: &[Arc<Partition>], image: &MetadataImage) {
+    /// and points the fetchers at the current leaders. Returns the partitions whose
+    /// leadership came here (`true`) or left (`false`).
+    pub fn reconcile(
+        &self,
+        partitions: &[Arc<Partition>],
+        image: &MetadataImage,
+    ) -> Vec<(Arc<Partition>, bool)> {
         let now = Instant::now();
+        let mut changed = Vec::new();
         let mut wanted: HashMap<i32, HashMap<Key, i32>> = HashMap::new();
         for p in partitions {
             let Ok(ip) = image.partition(&p.topic, p.index) else {
@@ -118,6 +124,7 @@ impl ReplicaManager {
                 );
                 refresh_watermark(p, &state);
                 *role = ReplicaRole::Leader(state);
+                changed.push((p.clone(), true));
             } else {
                 let was_leader = matches!(&*role, ReplicaRole::Leader(_));
                 *role = if ip.leader >= 0 {
@@ -133,6 +140,7 @@ impl ReplicaManager {
                     ReplicaRole::None
                 };
                 if was_leader {
+                    changed.push((p.clone(), false));
                     tracing::info!(topic = %p.topic, partition = p.index, leader = ip.leader, "no longer leading partition");
                 }
                 p.publish_watermark(Watermark {
@@ -143,7 +151,7 @@ impl ReplicaManager {
         }
         let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (Some(runtime), Some(weak)) = (runtime, self.broker.get()) else {
-            return; // not attached yet: the first reconcile after `attach` starts fetchers
+            return changed; // not attached yet: the first reconcile after `attach` starts fetchers
         };
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
         fetchers.retain(|leader, f| {
@@ -159,6 +167,7 @@ impl ReplicaManager {
             });
             f.assign(targets);
         }
+        changed
     }
 
     /// Stops every fetcher (shutdown).
