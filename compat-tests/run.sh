@@ -13,7 +13,8 @@
 #   --no-franz-go-suite  skip franz-go's own kgo tests (compat-tests/franz-go-suite), which
 #                     otherwise run after the scenarios whenever franz-go is a client
 #   --scenarios LIST  comma-separated subset of: basic,groups (default: all)
-#   --cluster         run this broker as a three-node Raft cluster (free ports, configs in the
+#   --cluster         run this broker as a three-node Raft cluster, replication factor 3 and
+#                     min.insync.replicas 2 by default (free ports, configs in the
 #                     run's temp dir, bootstrap = all three) instead of one node; restart =
 #                     all three; writes compat-tests/MATRIX-cluster.md, logs .logs-cluster/
 #
@@ -348,6 +349,7 @@ cluster_start() {  # ports, configs and data dirs in the run's temp dir, then cl
         mkdir -p "$dir/data" "$dir/raft"
         cat > "$dir/config.json" <<EOF
 {"data_dir": "$dir/data", "group_initial_rebalance_delay": "0s",
+ "default_replication_factor": 3, "min_insync_replicas": 2,
  "server": {"host": "127.0.0.1", "port": "${CLUSTER_KPORTS[$((i - 1))]}"},
  "cluster": {"enabled": true, "node_id": $i, "raft_address": "127.0.0.1:${CLUSTER_RPORTS[$((i - 1))]}",
              "initial_members": [$members], "data_dir": "$dir/raft", "rtt_ms": 50}}

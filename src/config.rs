@@ -442,10 +442,13 @@ impl Config {
             1,
             i16::MAX as i64,
         )? as i16;
-        let min_insync_replicas =
-            c.range("min_insync_replicas", raw.min_insync_replicas, 1, i16::MAX as i64)? as i32;
-        let replica_lag_time_max =
-            c.duration("replica_lag_time_max", &raw.replica_lag_time_max)?;
+        let min_insync_replicas = c.range(
+            "min_insync_replicas",
+            raw.min_insync_replicas,
+            1,
+            i16::MAX as i64,
+        )? as i32;
+        let replica_lag_time_max = c.duration("replica_lag_time_max", &raw.replica_lag_time_max)?;
         if replica_lag_time_max.is_zero() {
             return Err(c.err("replica_lag_time_max", "must be above zero"));
         }

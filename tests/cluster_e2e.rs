@@ -1,7 +1,8 @@
 //! Three brokers in one process, each a Raft voter on an ephemeral port: they agree on
 //! brokers and controller, a topic created through a follower spreads over the brokers,
-//! produce goes to each partition's leader (others answer NOT_LEADER_OR_FOLLOWER), and the
-//! cluster survives losing its controller.
+//! produce goes to each partition's leader (others answer NOT_LEADER_OR_FOLLOWER), a
+//! replication factor 3 topic has every broker in its ISR, and the cluster survives losing
+//! its controller. (Replication under failures: tests/replication_e2e.rs.)
 
 mod common;
 
@@ -158,17 +159,28 @@ async fn three_brokers_agree_spread_topics_and_survive_the_controller() {
         );
     }
 
-    // Replication factor above 1 is refused until partitions are replicated.
-    let rf3 = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(tn("rf3"))
-            .with_num_partitions(1)
-            .with_replication_factor(3),
-    ]);
+    // Replication factor 3 puts a replica on every broker, all in sync; 4 is refused.
+    let create = |rf| {
+        CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(tn(&format!("rf{rf}")))
+                .with_num_partitions(1)
+                .with_replication_factor(rf),
+        ])
+    };
+    assert_eq!(c.call(&create(3), 7).await.topics[0].error_code, 0);
     assert_eq!(
-        c.call(&rf3, 7).await.topics[0].error_code,
+        c.call(&create(4), 7).await.topics[0].error_code,
         ResponseError::InvalidReplicationFactor.code()
     );
+    let md = metadata(&mut c).await;
+    let rf3 = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("rf3"))
+        .unwrap();
+    assert_eq!(rf3.partitions[0].replica_nodes.len(), 3);
+    assert_eq!(rf3.partitions[0].isr_nodes.len(), 3);
 
     // DescribeQuorum names the leader and every voter.
     let dq = DescribeQuorumRequest::default().with_topics(vec![

@@ -192,9 +192,9 @@ impl Broker {
             }
         }));
         let broker = self.clone();
-        self.keep(tokio::spawn(
-            async move { broker.restore_preferred_leaders().await },
-        ));
+        self.keep(tokio::spawn(async move {
+            broker.restore_preferred_leaders().await
+        }));
         let broker = self.clone();
         self.keep(tokio::spawn(async move {
             // Session expiry and rebalance deadlines, at a resolution of 100 ms.
@@ -295,8 +295,12 @@ impl Broker {
                         leader_epoch: p.leader_epoch + 1,
                     };
                     match self.metadata.propose(command).await {
-                        Ok(_) => tracing::info!(topic = %t.name, partition = i, leader = preferred, "preferred leader restored"),
-                        Err(e) => tracing::debug!(topic = %t.name, partition = i, error = %e, "preferred leader not restored"),
+                        Ok(_) => {
+                            tracing::info!(topic = %t.name, partition = i, leader = preferred, "preferred leader restored")
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %t.name, partition = i, error = %e, "preferred leader not restored")
+                        }
                     }
                 }
             }

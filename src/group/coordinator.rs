@@ -326,8 +326,13 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(Vec<(String, i32, Option<ResponseError>)>, Option<offsets::Written>), ResponseError>
-    {
+    ) -> Result<
+        (
+            Vec<(String, i32, Option<ResponseError>)>,
+            Option<offsets::Written>,
+        ),
+        ResponseError,
+    > {
         let partition = self.check_coordinator(broker, group_id)?;
         let group = if generation < 0 && member_id.is_empty() {
             self.get_or_create(group_id)

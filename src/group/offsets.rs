@@ -20,8 +20,8 @@ use super::state::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 
 use crate::broker::{now_ms, Broker, Partition};
-use crate::replication::{self, ReplicaRole};
 use crate::log::{validate_producer_batches, RecordBatchBuilder};
+use crate::replication::{self, ReplicaRole};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

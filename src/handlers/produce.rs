@@ -21,8 +21,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{led_here, str_bytes};
 use crate::broker::{now_ms, Broker, Partition};
-use crate::replication::{self, ReplicaRole};
 use crate::log::batch::validate_producer_batches;
+use crate::replication::{self, ReplicaRole};
 
 /// The zstd codec id in a batch's attributes.
 const ZSTD: u8 = 4;
@@ -219,9 +219,7 @@ pub async fn handle(
                     // Kafka's check when the write is committed: the ISR may have shrunk
                     // below min.insync.replicas while it waited.
                     match &*c.partition.role() {
-                        ReplicaRole::Leader(s)
-                            if (s.isr.len() as i32) < c.min_insync_replicas =>
-                        {
+                        ReplicaRole::Leader(s) if (s.isr.len() as i32) < c.min_insync_replicas => {
                             Err(ResponseError::NotEnoughReplicasAfterAppend)
                         }
                         _ => Ok(()),

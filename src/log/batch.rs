@@ -329,10 +329,12 @@ pub fn split_whole_batches(buf: &[u8]) -> Result<(Vec<BatchHeader>, usize), Batc
             break;
         }
         let batch = &buf[at..at + size];
-        let header =
-            parse_header(batch).map_err(|e| BatchError::corrupt(at, e.to_string()))?;
+        let header = parse_header(batch).map_err(|e| BatchError::corrupt(at, e.to_string()))?;
         if !crc_matches(batch, &header) {
-            return Err(BatchError::corrupt(at, "its CRC does not match".to_string()));
+            return Err(BatchError::corrupt(
+                at,
+                "its CRC does not match".to_string(),
+            ));
         }
         headers.push(header);
         at += size;

@@ -1245,7 +1245,10 @@ mod tests {
         assert_eq!(follower.end_offset_for_epoch(1), (1, 30));
         assert_eq!(follower.latest_epoch(), Some(2));
         assert_eq!(leader.latest_epoch(), Some(3));
-        assert!(follower.segment_base_offsets().len() > 1, "the follower rolls too");
+        assert!(
+            follower.segment_base_offsets().len() > 1,
+            "the follower rolls too"
+        );
         // Replicated batches must continue the log exactly.
         let again = leader.read(0, 1 << 20).unwrap();
         let (headers, len) = batch::split_whole_batches(&again.bytes).unwrap();
@@ -1253,10 +1256,18 @@ mod tests {
             .append_replicated(&again.bytes[..len], &headers, 9_000)
             .is_err());
         // A consumer read never passes the high watermark (a batch boundary).
-        let below = leader.plan_read_below(0, 1 << 20, 9).unwrap().execute().unwrap();
+        let below = leader
+            .plan_read_below(0, 1 << 20, 9)
+            .unwrap()
+            .execute()
+            .unwrap();
         let hs = headers_of(&below.bytes);
         assert_eq!(hs.last().unwrap().next_offset(), 9);
-        let at_hw = leader.plan_read_below(9, 1 << 20, 9).unwrap().execute().unwrap();
+        let at_hw = leader
+            .plan_read_below(9, 1 << 20, 9)
+            .unwrap()
+            .execute()
+            .unwrap();
         assert!(at_hw.bytes.is_empty());
         assert!(leader.plan_read_below(61, 1 << 20, 9).is_err());
     }

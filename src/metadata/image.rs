@@ -565,14 +565,20 @@ mod tests {
         let mut image = three_brokers_and_rf3_topic(BTreeMap::new());
         fence(&mut image, 1, true);
         let p = &image.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2, 3]));
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (2, 1, vec![2, 3])
+        );
         fence(&mut image, 2, true);
         let p = &image.topics["t"].partitions[0];
         assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (3, 2, vec![3]));
         // The last in-sync replica dies: offline, and it stays in the ISR.
         fence(&mut image, 3, true);
         let p = &image.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (NO_LEADER, 3, vec![3]));
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (NO_LEADER, 3, vec![3])
+        );
         // A replica outside the ISR coming back does not lead (no unclean election) ...
         fence(&mut image, 1, false);
         assert_eq!(image.topics["t"].partitions[0].leader, NO_LEADER);
@@ -585,8 +591,10 @@ mod tests {
 
     #[test]
     fn unclean_election_takes_any_live_replica_when_the_topic_allows_it() {
-        let configs =
-            BTreeMap::from([("unclean.leader.election.enable".to_string(), "true".to_string())]);
+        let configs = BTreeMap::from([(
+            "unclean.leader.election.enable".to_string(),
+            "true".to_string(),
+        )]);
         let mut image = three_brokers_and_rf3_topic(configs);
         fence(&mut image, 2, true);
         fence(&mut image, 3, true);
@@ -599,14 +607,15 @@ mod tests {
     #[test]
     fn isr_changes_from_a_stale_view_are_rejected() {
         let mut image = three_brokers_and_rf3_topic(BTreeMap::new());
-        let alter = |leader_epoch, partition_epoch, isr: Vec<i32>| MetadataCommand::AlterPartition {
-            name: "t".into(),
-            partition: 0,
-            leader: 1,
-            leader_epoch,
-            partition_epoch,
-            isr,
-        };
+        let alter =
+            |leader_epoch, partition_epoch, isr: Vec<i32>| MetadataCommand::AlterPartition {
+                name: "t".into(),
+                partition: 0,
+                leader: 1,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            };
         image.apply(&alter(0, 0, vec![1, 2])).unwrap();
         assert_eq!(image.topics["t"].partitions[0].isr, vec![1, 2]);
         assert!(matches!(

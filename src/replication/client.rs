@@ -124,7 +124,9 @@ impl Connection {
         self.stream.write_all(&frame).await.map_err(io)?;
         let size = self.stream.read_i32().await.map_err(io)?;
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
-            return Err(protocol_error(format!("response size {size} is out of range")));
+            return Err(protocol_error(format!(
+                "response size {size} is out of range"
+            )));
         }
         let mut body = BytesMut::zeroed(size as usize);
         self.stream.read_exact(&mut body).await.map_err(io)?;

@@ -16,9 +16,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use tokio::sync::Notify;
 
 use super::client::Connection;
@@ -103,6 +101,9 @@ struct Fetcher {
     conn: Option<Connection>,
 }
 
+/// A partition ready to work on, with the leader epoch it is followed in.
+type Ready = (Key, i32);
+
 /// What to do with a partition after the leader's answer.
 enum Outcome {
     Ok,
@@ -117,7 +118,7 @@ impl Fetcher {
 
     /// The partitions ready now (not backing off), split by whether they still need the
     /// epoch truncation.
-    fn ready(&self) -> (Vec<(Key, i32)>, Vec<(Key, i32)>) {
+    fn ready(&self) -> (Vec<Ready>, Vec<Ready>) {
         let now = Instant::now();
         let (mut truncate, mut fetch) = (Vec::new(), Vec::new());
         for (key, t) in self.targets().iter_mut() {
@@ -203,11 +204,13 @@ impl Fetcher {
     }
 
     fn connection(&mut self) -> Result<&mut Connection, String> {
-        self.conn.as_mut().ok_or_else(|| "not connected".to_string())
+        self.conn
+            .as_mut()
+            .ok_or_else(|| "not connected".to_string())
     }
 
     /// Truncates each partition to where its latest local epoch ends on the leader.
-    async fn truncate(&mut self, broker: &Broker, items: &[(Key, i32)]) -> Result<(), String> {
+    async fn truncate(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
         let mut asked = Vec::new();
         let mut by_topic: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
@@ -244,7 +247,11 @@ impl Fetcher {
             );
         let response = self
             .connection()?
-            .send(&request, OFFSET_FOR_LEADER_EPOCH_VERSION, CONNECT_TIMEOUT * 5)
+            .send(
+                &request,
+                OFFSET_FOR_LEADER_EPOCH_VERSION,
+                CONNECT_TIMEOUT * 5,
+            )
             .await
             .map_err(|e| e.to_string())?;
         for t in response.topics {
@@ -269,7 +276,7 @@ impl Fetcher {
     }
 
     /// One fetch of every ready partition; appends what came back.
-    async fn fetch(&mut self, broker: &Broker, items: &[(Key, i32)]) -> Result<(), String> {
+    async fn fetch(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
         let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
             let Some(p) = broker.partitions.get(topic, *index) else {
@@ -333,7 +340,12 @@ impl Fetcher {
                 } else if r.error_code == ResponseError::OffsetOutOfRange.code() {
                     out_of_range(&p, r.log_start_offset)
                 } else {
-                    tracing::debug!(topic, partition = r.partition_index, error = r.error_code, "leader refused a replica fetch");
+                    tracing::debug!(
+                        topic,
+                        partition = r.partition_index,
+                        error = r.error_code,
+                        "leader refused a replica fetch"
+                    );
                     Outcome::RetryLater
                 };
                 self.set_outcome(&key, *epoch, outcome);

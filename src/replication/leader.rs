@@ -197,6 +197,9 @@ mod tests {
         s.record_fetch(3, 130, 130, t2);
         assert_eq!(s.ready_to_join(130), vec![3]);
         s.epoch_start_offset = 140;
-        assert!(s.ready_to_join(130).is_empty(), "must reach this epoch's start");
+        assert!(
+            s.ready_to_join(130).is_empty(),
+            "must reach this epoch's start"
+        );
     }
 }

@@ -149,7 +149,11 @@ impl ReplicaManager {
                 });
             }
         }
-        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let (Some(runtime), Some(weak)) = (runtime, self.broker.get()) else {
             return changed; // not attached yet: the first reconcile after `attach` starts fetchers
         };
