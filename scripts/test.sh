@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and integration tests of the workspace, the client
-# compatibility suite (installs its own clients), the three-node cluster scenario, and a
-# short fuzz run of the decoder.
+# compatibility suite (installs its own clients) on one node and on three (replication
+# factor 3), the three-node cluster scenario, a short replication chaos run (kill -9 of
+# partition leaders under acks=all load), and a short fuzz run of the decoder.
 # Usage: scripts/test.sh            (everything)
 #        FUZZ_SECONDS=300 scripts/test.sh
 set -euo pipefail
@@ -22,6 +23,9 @@ trap 'bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true' EXIT
 bash scripts/start-cluster.sh --no-build
 bash scripts/test-cluster.sh
 bash scripts/stop-cluster.sh --wipe
+
+echo "== replication chaos (short: 3 leader kills; the long run is scripts/chaos.sh --rounds 12)"
+bash scripts/chaos.sh --no-build --rounds 3
 
 echo "== decoder fuzzing (${FUZZ_SECONDS:-60}s)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

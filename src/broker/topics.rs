@@ -130,6 +130,29 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicImage, AdminError> {
+        self.create_topic_placed(
+            name,
+            partitions,
+            replication_factor,
+            None,
+            configs,
+            validate_only,
+        )
+        .await
+    }
+
+    /// [`create_topic`](Self::create_topic), with the replicas of each partition given by
+    /// the client (CreateTopics `assignments`, `kafka-topics --replica-assignment`) when
+    /// `assignment` is set: the first replica leads.
+    pub async fn create_topic_placed(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        assignment: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicImage, AdminError> {
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
             self.config.default_partitions
@@ -174,7 +197,16 @@ impl Broker {
         let command = MetadataCommand::CreateTopic {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
-            partitions: self.assign(0, partitions, replication_factor as i32),
+            partitions: match assignment {
+                Some(replicas) => replicas
+                    .into_iter()
+                    .map(|replicas| PartitionAssignment {
+                        leader: replicas[0],
+                        replicas,
+                    })
+                    .collect(),
+                None => self.assign(0, partitions, replication_factor as i32),
+            },
             configs,
         };
         if validate_only {

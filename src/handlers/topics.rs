@@ -65,6 +65,7 @@ pub async fn create(
                 }
             }
             let (mut partitions, mut rf) = (topic.num_partitions, topic.replication_factor);
+            let mut assignment = None;
             if !topic.assignments.is_empty() {
                 if partitions != -1 || rf != -1 {
                     return Err(AdminError::new(
@@ -85,11 +86,36 @@ pub async fn create(
                         ));
                     }
                 }
-                partitions = topic.assignments.len() as i32;
-                rf = topic.assignments[0].broker_ids.len() as i16;
+                let replicas: Vec<Vec<i32>> = topic
+                    .assignments
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect();
+                let mut sorted: Vec<_> = topic.assignments.iter().map(|a| a.partition_index).collect();
+                sorted.sort_unstable();
+                let rf0 = replicas[0].len();
+                if sorted.iter().enumerate().any(|(i, p)| *p != i as i32)
+                    || replicas.iter().any(|r| {
+                        r.is_empty()
+                            || r.len() != rf0
+                            || r.iter().collect::<std::collections::BTreeSet<_>>().len() != r.len()
+                    })
+                {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        "a replica assignment must list partitions 0..n once each, with the same number of distinct brokers",
+                    ));
+                }
+                let mut by_index = vec![Vec::new(); replicas.len()];
+                for (a, r) in topic.assignments.iter().zip(replicas) {
+                    by_index[a.partition_index as usize] = r;
+                }
+                partitions = by_index.len() as i32;
+                rf = rf0 as i16;
+                assignment = Some(by_index);
             }
             broker
-                .create_topic(&name, partitions, rf, configs, request.validate_only)
+                .create_topic_placed(&name, partitions, rf, assignment, configs, request.validate_only)
                 .await
         }
         .await;
