@@ -16,7 +16,9 @@
 #   --cluster         run this broker as a three-node Raft cluster, replication factor 3 and
 #                     min.insync.replicas 2 by default (free ports, configs in the
 #                     run's temp dir, bootstrap = all three) instead of one node; restart =
-#                     all three; writes compat-tests/MATRIX-cluster.md, logs .logs-cluster/
+#                     all three; the scenarios create their topics with replication factor 3
+#                     (COMPAT_REPLICATION_FACTOR=3); writes compat-tests/MATRIX-cluster.md,
+#                     logs .logs-cluster/
 #
 # For each broker: every client runs `produce`, then `verify` of each scenario; the broker is
 # restarted (SIGTERM, start again over the same data dir); every client runs `verify` again
@@ -24,7 +26,9 @@
 # check failed against this broker (or, with --reference-only, against Apache Kafka).
 #
 # Environment: BROKER_BIN (default target/release/broker), KAFKA_VERSION (reference version),
-# PHASE_TIMEOUT (seconds per scenario phase, default 180).
+# PHASE_TIMEOUT (seconds per scenario phase, default 180). The scenarios (and the franz-go
+# suite, as KGO_TEST_RF) get COMPAT_REPLICATION_FACTOR, the replication factor of the topics
+# they create: 3 against the --cluster target, 1 against a single node or Apache Kafka.
 set -euo pipefail
 
 COMPAT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +40,10 @@ BROKER_BIN="${BROKER_BIN:-$REPO/target/release/broker}"
 PHASE_TIMEOUT="${PHASE_TIMEOUT:-180}"
 ALL_CLIENTS=(kcat confluent franz-go sarama kafka-go java kafka-cli kafkajs kafka-python)
 ALL_SCENARIOS=(basic groups)
+# --cluster: the nodes' default_replication_factor / min_insync_replicas, and the replication
+# factor the scenarios give their topics (COMPAT_REPLICATION_FACTOR) against the cluster
+CLUSTER_RF=3
+CLUSTER_MIN_ISR=2
 
 RUN_OURS=1
 RUN_REF=0
@@ -53,7 +61,7 @@ while [[ $# -gt 0 ]]; do
         --no-franz-go-suite) FRANZ_SUITE=0 ;;
         --clients) shift; IFS=, read -r -a CLIENTS <<< "${1:-}" ;;
         --scenarios) shift; IFS=, read -r -a SCENARIOS <<< "${1:-}" ;;
-        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -74,6 +82,9 @@ if [[ $CLUSTER -eq 1 ]]; then
     LOGS="$COMPAT/.logs-cluster"
     MATRIX_OUT="$COMPAT/MATRIX-cluster.md"
 fi
+# the replication factor of the topics the scenarios create (run_target sets it per target:
+# the cluster's CLUSTER_RF, 1 for a single node and for Apache Kafka, which is one node)
+if [[ $CLUSTER -eq 1 ]]; then export COMPAT_REPLICATION_FACTOR=$CLUSTER_RF; else export COMPAT_REPLICATION_FACTOR=1; fi
 
 mkdir -p "$LOGS"
 RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/compat-run.XXXXXX")"
@@ -349,7 +360,7 @@ cluster_start() {  # ports, configs and data dirs in the run's temp dir, then cl
         mkdir -p "$dir/data" "$dir/raft"
         cat > "$dir/config.json" <<EOF
 {"data_dir": "$dir/data", "group_initial_rebalance_delay": "0s",
- "default_replication_factor": 3, "min_insync_replicas": 2,
+ "default_replication_factor": $CLUSTER_RF, "min_insync_replicas": $CLUSTER_MIN_ISR,
  "server": {"host": "127.0.0.1", "port": "${CLUSTER_KPORTS[$((i - 1))]}"},
  "cluster": {"enabled": true, "node_id": $i, "raft_address": "127.0.0.1:${CLUSTER_RPORTS[$((i - 1))]}",
              "initial_members": [$members], "data_dir": "$dir/raft", "rtt_ms": 50}}
@@ -663,6 +674,7 @@ run_franz_suite() {  # run_franz_suite TARGET BOOTSTRAP
 
 run_target() {  # run_target ours|cluster|reference
     local target="$1" bootstrap client scenario stage
+    if [[ $target == cluster ]]; then export COMPAT_REPLICATION_FACTOR=$CLUSTER_RF; else export COMPAT_REPLICATION_FACTOR=1; fi
     if [[ $target != reference ]]; then
         sut_start || { mark_all_notrun "$target" "broker did not start (see Notes)"; FAILED_OURS=1; return; }
         bootstrap="$(sut_bootstrap)"
@@ -675,7 +687,7 @@ run_target() {  # run_target ours|cluster|reference
         fi
         bootstrap="127.0.0.1:$REF_PORT"
     fi
-    say "$target broker on $bootstrap"
+    say "$target broker on $bootstrap (topics with replication factor $COMPAT_REPLICATION_FACTOR)"
     for stage in produce verify restart-verify cleanup; do
         if [[ $stage == restart-verify ]]; then
             say "$target: restarting the broker"
@@ -753,7 +765,7 @@ export KAFKAJS_LABEL="kafkajs $(sed -n 's/.*"kafkajs": "\(.*\)".*/\1/p' "$COMPAT
 export KAFKA_PYTHON_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m; print("kafka-python %s (python-snappy %s, lz4 %s, zstandard %s)" % tuple(m.version(p) for p in ("kafka-python", "python-snappy", "lz4", "zstandard")))' 2>/dev/null || echo kafka-python)"
 export KAFKA_CLI_LABEL="Apache Kafka $KAFKA_VER command-line tools (kafka-topics, kafka-configs, kafka-console-producer/-consumer, kafka-consumer-groups, kafka-get-offsets, kafka-producer-perf-test)"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || true)"
-GO_MOD="$COMPAT/go/go.mod" "$PYTHON3" - "$RUN_TMP/meta.json" "$RESULTS" "$EVENTS" "$COMMIT" "$KCAT_LABEL" "$CONFLUENT_LABEL" \
+CLUSTER_RF="$CLUSTER_RF" CLUSTER_MIN_ISR="$CLUSTER_MIN_ISR" GO_MOD="$COMPAT/go/go.mod" "$PYTHON3" - "$RUN_TMP/meta.json" "$RESULTS" "$EVENTS" "$COMMIT" "$KCAT_LABEL" "$CONFLUENT_LABEL" \
         "$KAFKA_VER" "${CLIENTS[*]}" "${SCENARIOS[*]}" <<'EOF'
 import datetime, json, sys
 out, results, events, commit, kcat_label, confluent_label, kafka_ver, clients, scenarios = sys.argv[1:]
@@ -797,8 +809,9 @@ if "ours" in have:
     targets["ours"] = "`target/release/broker` built from this repository"
 if "cluster" in have:
     targets["cluster"] = ("`target/release/broker` built from this repository, as a three-node Raft "
-                          "cluster (replication factor 1, `rtt_ms` 50; clients bootstrap from all "
-                          "three; restart = all three)")
+                          "cluster (topics created with replication factor %s, `min_insync_replicas` "
+                          "%s, `rtt_ms` 50; clients bootstrap from all three; restart = all three)"
+                          % (os.environ["CLUSTER_RF"], os.environ["CLUSTER_MIN_ISR"]))
 if "reference" in have:
     targets["reference"] = f"Apache Kafka {kafka_ver} (KRaft, single node, `scripts/kafka-reference.sh`)"
 json.dump({

@@ -17,9 +17,10 @@
 # How: `go mod download -json github.com/twmb/franz-go@VERSION` gives the module's directory
 # in the module cache; `go test -c` builds pkg/kgo's test binary once (kept in .bin/, keyed
 # by version), which runs in the package directory (some tests read their own sources) with
-#   KGO_SEEDS=BOOTSTRAP KGO_TEST_RF=1 KGO_TEST_RECORDS=$KGO_TEST_RECORDS KGO_LOG_LEVEL=none
+#   KGO_SEEDS=BOOTSTRAP KGO_TEST_RF=$COMPAT_REPLICATION_FACTOR KGO_TEST_RECORDS=$KGO_TEST_RECORDS KGO_LOG_LEVEL=none
 # Environment: GO (default go), KGO_TEST_RECORDS (default 2000; the suite's own default is
-# 500000), SUITE_TIMEOUT (seconds for the allow-listed run, default 200).
+# 500000), SUITE_TIMEOUT (seconds for the allow-listed run, default 200),
+# COMPAT_REPLICATION_FACTOR (replication factor of the suite's topics, default 1).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -85,7 +86,7 @@ trap 'rm -f "$LOG"' EXIT
 rc=0
 # -test.timeout makes the binary panic (with every goroutine's stack) before `timeout` kills it
 (cd "$MOD_DIR/pkg/kgo" && \
-    KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-2000}" KGO_LOG_LEVEL=none \
+    KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF="${COMPAT_REPLICATION_FACTOR:-1}" KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-2000}" KGO_LOG_LEVEL=none \
     timeout --kill-after=10 "$((TIMEOUT + 30))" "$TEST_BIN" -test.v -test.count=1 \
         -test.timeout "${TIMEOUT}s" -test.run "$RUN_RE" ${SKIP_RE:+-test.skip "$SKIP_RE"}) > "$LOG" 2>&1 || rc=$?
 [[ -n "$OUT" ]] && cp "$LOG" "$OUT"

@@ -69,7 +69,7 @@ func (f *franz) CreateTopic(ctx context.Context, topic string, n int32, configs 
 	for k, v := range configs {
 		cfg[k] = kadm.StringPtr(v)
 	}
-	resp, err := f.adm.CreateTopic(ctx, n, 1, cfg, topic)
+	resp, err := f.adm.CreateTopic(ctx, n, replicationFactor, cfg, topic)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (k *kafkaGo) NullIsEmpty() bool { return true }
 func (k *kafkaGo) Close()            {}
 
 func (k *kafkaGo) CreateTopic(ctx context.Context, topic string, n int32, configs map[string]string) error {
-	tc := kafka.TopicConfig{Topic: topic, NumPartitions: int(n), ReplicationFactor: 1}
+	tc := kafka.TopicConfig{Topic: topic, NumPartitions: int(n), ReplicationFactor: int(replicationFactor)}
 	for name, v := range configs {
 		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: name, ConfigValue: v})
 	}

@@ -6,6 +6,8 @@
 //
 // It prints one line per check, `PASS name`, `FAIL name: why` or `SKIP name: why`, and
 // exits 1 if any check failed. Comment lines start with `#`; client logs go to stderr.
+// Environment: COMPAT_REPLICATION_FACTOR = replication factor of the topics it creates
+// (default 1; admin_describe_topic expects that many replicas, all in sync).
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -120,6 +123,14 @@ func main() {
 	if err := os.MkdirAll(*stateDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if v := os.Getenv("COMPAT_REPLICATION_FACTOR"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bad COMPAT_REPLICATION_FACTOR %q\n", v)
+			os.Exit(2)
+		}
+		replicationFactor = int16(n)
 	}
 	rep := &Report{}
 	os.Exit(run(*clientName, *bootstrap, *phase, *stateDir, rep))

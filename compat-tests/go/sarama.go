@@ -76,7 +76,7 @@ func (s *saramaClient) CreateTopic(ctx context.Context, topic string, n int32, c
 		v := v
 		cfg[k] = &v
 	}
-	return s.admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: n, ReplicationFactor: 1, ConfigEntries: cfg}, false)
+	return s.admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: n, ReplicationFactor: replicationFactor, ConfigEntries: cfg}, false)
 }
 
 func (s *saramaClient) DeleteTopics(ctx context.Context, topics []string) error {

@@ -37,6 +37,10 @@ const (
 
 var allCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
+// replicationFactor of the topics the scenario creates: COMPAT_REPLICATION_FACTOR (main), 1
+// when unset; run.sh --cluster sets 3.
+var replicationFactor int16 = 1
+
 // ExpRec is an acknowledged record: what the verify phase expects at (Partition, Offset).
 type ExpRec struct {
 	Codec     string   `json:"codec"` // timestamps | large | none gzip snappy lz4 zstd | idempotent
@@ -675,12 +679,17 @@ func (s *Scenario) admin(ctx context.Context) {
 		if why := topicProblem(md, st.AdminTopic, adminPartitions); why != "" {
 			probs = append(probs, why)
 		} else {
+			// replicationFactor distinct replicas, the leader among them, all in sync
 			for p, pm := range md.Topics[st.AdminTopic].Partitions {
-				if !slices.Equal(pm.Replicas, []int32{pm.Leader}) {
-					probs = append(probs, fmt.Sprintf("partition %d: replicas %v, expected [%d]", p, pm.Replicas, pm.Leader))
+				reps := slices.Sorted(slices.Values(pm.Replicas))
+				isr := slices.Sorted(slices.Values(pm.ISR))
+				if len(reps) != int(replicationFactor) || len(slices.Compact(slices.Clone(reps))) != len(reps) ||
+					!slices.Contains(reps, pm.Leader) {
+					probs = append(probs, fmt.Sprintf("partition %d: replicas %v (leader %d), expected %d distinct replicas including the leader",
+						p, pm.Replicas, pm.Leader, replicationFactor))
 				}
-				if !slices.Equal(pm.ISR, []int32{pm.Leader}) {
-					probs = append(probs, fmt.Sprintf("partition %d: isr %v, expected [%d]", p, pm.ISR, pm.Leader))
+				if !slices.Equal(isr, reps) {
+					probs = append(probs, fmt.Sprintf("partition %d: isr %v, expected all replicas %v", p, pm.ISR, pm.Replicas))
 				}
 			}
 		}

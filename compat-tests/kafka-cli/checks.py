@@ -13,6 +13,7 @@ Each check prints `PASS name` or `FAIL name: why` (one line) and exits 1 on a fa
   too-large STATE OUT              large_record and message_too_large from the large run's output
   describe-topic NAME TOPIC N OUT [CONFIG]
                                    kafka-topics --describe: N partitions, each with a leader
+                                   and COMPAT_REPLICATION_FACTOR (default 1) distinct replicas
                                    (and CONFIG, e.g. a=1,b=2, among its Configs)
   configs NAME TOPIC OUT           kafka-configs --describe --all: the altered and default values
   consume STATE OUT ERR            kafka-console-consumer output against expected.jsonl; prints
@@ -196,12 +197,16 @@ def too_large(state, path):
 def describe_topic(name, topic, n, path, config=None):
     text = read(path)
     m = re.search(rf"^Topic: {re.escape(topic)}\s.*PartitionCount: (\d+).*Configs: (.*)$", text, re.M)
+    rf = int(os.environ.get("COMPAT_REPLICATION_FACTOR") or 1)
     if not m:
         bad(name, f"kafka-topics --describe: {tool_error(text)}")
         return
     problems = []
     if int(m.group(1)) != n:
         problems.append(f"PartitionCount: {m.group(1)}, expected {n}")
+    m_rf = re.search(rf"^Topic: {re.escape(topic)}\s.*ReplicationFactor: (\d+)", text, re.M)
+    if not m_rf or int(m_rf.group(1)) != rf:
+        problems.append(f"ReplicationFactor: {m_rf.group(1) if m_rf else '?'}, expected {rf}")
     have = m.group(2).strip().split(",")
     for c in (config.split(",") if config else []):
         if c not in have:
@@ -211,8 +216,11 @@ def describe_topic(name, topic, n, path, config=None):
     if sorted(int(p[0]) for p in parts) != list(range(n)):
         problems.append(f"partition lines for {sorted(int(p[0]) for p in parts)}, expected 0..{n - 1}")
     for p, leader, replicas, isr in parts:
-        if not leader.isdigit() or leader not in replicas.split(",") or leader not in isr.split(","):
-            problems.append(f"partition {p}: Leader: {leader} Replicas: {replicas} Isr: {isr}")
+        reps = replicas.split(",")
+        if (not leader.isdigit() or leader not in reps or leader not in isr.split(",")
+                or len(reps) != rf or len(set(reps)) != rf):
+            problems.append(f"partition {p}: Leader: {leader} Replicas: {replicas} Isr: {isr}"
+                            + (f" (expected {rf} replicas)" if len(set(reps)) != rf or len(reps) != rf else ""))
     if problems:
         bad(name, "; ".join(problems))
     else:

@@ -10,6 +10,10 @@ REPO="$(cd "$COMPAT/.." && pwd)"
 KAFKA_REF="${KAFKA_REF:-$REPO/scripts/kafka-reference.sh}"
 CHECK_PYTHON="${CHECK_PYTHON:-python3}"
 TOOL_TIMEOUT="${TOOL_TIMEOUT:-60}"
+# replication factor of the topics created (run.sh --cluster: 3); checks.py reads it too
+REPLICATION_FACTOR="${COMPAT_REPLICATION_FACTOR:-1}"
+[[ "$REPLICATION_FACTOR" =~ ^[1-9][0-9]*$ ]] || { echo "bad COMPAT_REPLICATION_FACTOR: $REPLICATION_FACTOR" >&2; exit 2; }
+export COMPAT_REPLICATION_FACTOR="$REPLICATION_FACTOR"
 
 TOPICS=org.apache.kafka.tools.TopicCommand
 PRODUCER=org.apache.kafka.tools.ConsoleProducer

@@ -19,7 +19,8 @@
 #
 # Prints `PASS name` / `FAIL name: why` / `SKIP name: why` lines; exits 1 if any check failed.
 # Environment: KAFKA_REF (default scripts/kafka-reference.sh), CHECK_PYTHON (default python3),
-# TOOL_TIMEOUT (seconds per tool run, default 60).
+# TOOL_TIMEOUT (seconds per tool run, default 60), COMPAT_REPLICATION_FACTOR (replication factor
+# of the topics it creates, default 1; --describe expects that many replicas).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +40,7 @@ phase_produce() {
     # -- kafka-topics --create, --alter --partitions, --describe
     rc=0
     tool "$TOPICS" --bootstrap-server "$BOOTSTRAP" --create --topic "$topic" --partitions 2 \
-        --replication-factor 1 --config "max.message.bytes=$MAX_MESSAGE_BYTES" > "$STATE/create.out" 2>&1 || rc=$?
+        --replication-factor "$REPLICATION_FACTOR" --config "max.message.bytes=$MAX_MESSAGE_BYTES" > "$STATE/create.out" 2>&1 || rc=$?
     if [[ $rc -eq 0 ]] && grep -q "Created topic $topic" "$STATE/create.out"; then
         touch "$STATE/created"
         pass create_topic
@@ -114,7 +115,7 @@ phase_produce() {
     # -- kafka-producer-perf-test on its own topic (smoke test)
     rc=0
     tool "$TOPICS" --bootstrap-server "$BOOTSTRAP" --create --topic "$topic-perf" --partitions 3 \
-        --replication-factor 1 > "$STATE/perf-create.out" 2>&1 || rc=$?
+        --replication-factor "$REPLICATION_FACTOR" > "$STATE/perf-create.out" 2>&1 || rc=$?
     if [[ $rc -ne 0 ]]; then
         fail producer_perf_test "kafka-topics --create $topic-perf: $(tool_why "$STATE/perf-create.out" $rc)"
     else

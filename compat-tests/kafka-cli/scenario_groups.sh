@@ -19,7 +19,8 @@
 #
 # A three-member group with a rebalance is not something these tools can stage: the Java,
 # confluent-kafka scenarios cover it. Prints `PASS name` / `FAIL name: why` lines; exits 1 if
-# any check failed. Environment: KAFKA_REF, CHECK_PYTHON, TOOL_TIMEOUT (see lib.sh).
+# any check failed. Environment: KAFKA_REF, CHECK_PYTHON, TOOL_TIMEOUT, COMPAT_REPLICATION_FACTOR
+# (see lib.sh).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,7 +76,7 @@ phase_produce() {
     rm -f "$STATE/created" "$STATE/ends.json" "$STATE/verified" "$STATE/resumed"
     echo "# topic $topic, group $topic-g"
     tool "$TOPICS" --bootstrap-server "$BOOTSTRAP" --create --topic "$topic" --partitions $PARTITIONS \
-        --replication-factor 1 > "$STATE/create.out" 2>&1 || rc=$?
+        --replication-factor "$REPLICATION_FACTOR" > "$STATE/create.out" 2>&1 || rc=$?
     if [[ $rc -ne 0 ]] || ! grep -q "Created topic $topic" "$STATE/create.out"; then
         fail group_create_topic "kafka-topics --create --partitions $PARTITIONS: $(tool_why "$STATE/create.out" $rc)"
         return

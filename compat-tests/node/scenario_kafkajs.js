@@ -22,6 +22,8 @@
 //   cleanup: group_list_offsets, group_delete, group_delete_topic.
 //
 // Prints `PASS name`, `FAIL name: why`, `SKIP name: why`; exits non-zero on a failure.
+// Environment: COMPAT_REPLICATION_FACTOR = replication factor of the topics it creates (default
+// 1; admin_describe_topic expects that many replicas, all in sync).
 'use strict'
 
 const fs = require('fs')
@@ -49,6 +51,19 @@ const GROUP_PER_PARTITION = 20
 const GROUP_MORE = 10
 const GROUP_AFTER_RESTART = 5
 const CLIENT_ID = 'compat-kafkajs'
+// replication factor of the topics the scenario creates (run.sh --cluster: 3)
+const REPLICATION_FACTOR = replicationFactor()
+
+function replicationFactor () {
+  const v = process.env.COMPAT_REPLICATION_FACTOR
+  if (v === undefined || v === '') return 1
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bad COMPAT_REPLICATION_FACTOR: ${v}`)
+    process.exit(2)
+  }
+  return n
+}
 
 // ------------------------------------------------------------------ reporting
 let failures = 0
@@ -129,7 +144,7 @@ async function createTopic (a, topic, partitions, configs) {
   try {
     await a.createTopics({
       waitForLeaders: true,
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
+      topics: [{ topic, numPartitions: partitions, replicationFactor: REPLICATION_FACTOR, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
     })
   } catch (e) { return `CreateTopics: ${errText(e)}` }
   const why = await waitTopic(a, topic, partitions)
@@ -293,7 +308,12 @@ async function adminProduce (a, st) {
     if (t.partitions.length !== ADMIN_PARTITIONS) probs.push(`${t.partitions.length} partitions, expected ${ADMIN_PARTITIONS}`)
     for (const p of t.partitions) {
       if (!ids.includes(p.leader)) probs.push(`partition ${p.partitionId}: leader ${p.leader} not in ${ids}`)
-      if (JSON.stringify(p.replicas) !== JSON.stringify([p.leader]) || JSON.stringify(p.isr) !== JSON.stringify([p.leader])) probs.push(`partition ${p.partitionId}: replicas ${p.replicas} isr ${p.isr}`)
+      const reps = [...p.replicas].sort((x, y) => x - y)
+      const isr = [...p.isr].sort((x, y) => x - y)
+      if (reps.length !== REPLICATION_FACTOR || new Set(reps).size !== reps.length || !reps.includes(p.leader) ||
+          JSON.stringify(isr) !== JSON.stringify(reps)) {
+        probs.push(`partition ${p.partitionId}: replicas ${p.replicas} isr ${p.isr} (expected ${REPLICATION_FACTOR} distinct replicas including the leader, all in sync)`)
+      }
     }
     if (!(await a.listTopics()).includes(topic)) probs.push('not in listTopics()')
     check('admin_describe_topic', probs)

@@ -16,6 +16,7 @@ Phases (run.sh restarts the broker between two `verify` runs):
 
 Prints one line per check, `PASS name`, `FAIL name: why` or `SKIP name: why`, and exits
 non-zero if any check failed.
+Environment: COMPAT_REPLICATION_FACTOR = replication factor of the topics it creates (default 1).
 """
 
 import argparse
@@ -44,6 +45,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
 MAX_MESSAGE_BYTES = 10000
+# replication factor of the topics created: COMPAT_REPLICATION_FACTOR (run.sh --cluster: 3)
+try:
+    REPLICATION_FACTOR = int(os.environ.get("COMPAT_REPLICATION_FACTOR") or 1)
+except ValueError:
+    REPLICATION_FACTOR = 0
+if REPLICATION_FACTOR < 1:
+    sys.exit(f"bad COMPAT_REPLICATION_FACTOR: {os.environ.get('COMPAT_REPLICATION_FACTOR')!r}")
 RECORDS_PER_CODEC = 120
 KEYS_PER_CODEC = 12
 TS_RECORDS_PER_PARTITION = 5
@@ -303,7 +311,7 @@ def phase_produce(bootstrap, state, rep):
     # -- create the topic
     try:
         futures = admin.create_topics(
-            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1,
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=REPLICATION_FACTOR,
                       config={"max.message.bytes": str(MAX_MESSAGE_BYTES)})],
             operation_timeout=15, request_timeout=20)
         futures[topic].result(timeout=30)

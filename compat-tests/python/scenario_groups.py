@@ -20,6 +20,7 @@ Phases (run.sh restarts the broker between `verify` and `restart-verify`):
 Prints one line per check, `PASS name` or `FAIL name: why`, and exits non-zero if any check
 failed. A failed check that later checks depend on ends the phase (run.sh then shows the
 remaining checks as `not run`).
+Environment: COMPAT_REPLICATION_FACTOR = replication factor of the topics it creates (default 1).
 """
 
 import argparse
@@ -44,6 +45,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 PARTITIONS = 6
+# replication factor of the topics created: COMPAT_REPLICATION_FACTOR (run.sh --cluster: 3)
+try:
+    REPLICATION_FACTOR = int(os.environ.get("COMPAT_REPLICATION_FACTOR") or 1)
+except ValueError:
+    REPLICATION_FACTOR = 0
+if REPLICATION_FACTOR < 1:
+    sys.exit(f"bad COMPAT_REPLICATION_FACTOR: {os.environ.get('COMPAT_REPLICATION_FACTOR')!r}")
 FIRST_BATCH = 600          # produce phase
 REBALANCE_BATCH = 120      # verify: read by the two consumers left after the leave
 RESTART_BATCH = 120        # verify: produced after the last commit, read after the restart
@@ -502,7 +510,7 @@ def phase_produce(bootstrap, state, rep):
     admin = admin_client(bootstrap)
     topic = state["topic"]
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)],
+        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=REPLICATION_FACTOR)],
                             operation_timeout=15, request_timeout=20)[topic].result(timeout=30)
         state["created"] = True
     except KafkaException as e:

@@ -27,6 +27,8 @@ groups:
   cleanup         group_list_offsets, group_delete, group_delete_topic
 
 Prints `PASS name`, `FAIL name: why` or `SKIP name: why` per check; exits non-zero on a failure.
+Environment: COMPAT_REPLICATION_FACTOR = replication factor of the topics it creates (default 1;
+admin_describe_topic expects that many replicas, all in sync).
 """
 
 import argparse
@@ -60,6 +62,13 @@ GROUP_PER_PARTITION = 20
 GROUP_MORE = 10          # per partition after the rebalance
 GROUP_AFTER_RESTART = 5  # per partition for after the restart
 CLIENT_ID = "compat-kafka-python"
+# replication factor of the topics created: COMPAT_REPLICATION_FACTOR (run.sh --cluster: 3)
+try:
+    REPLICATION_FACTOR = int(os.environ.get("COMPAT_REPLICATION_FACTOR") or 1)
+except ValueError:
+    REPLICATION_FACTOR = 0
+if REPLICATION_FACTOR < 1:
+    sys.exit(f"bad COMPAT_REPLICATION_FACTOR: {os.environ.get('COMPAT_REPLICATION_FACTOR')!r}")
 
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -159,7 +168,7 @@ def wait_topic(bootstrap, topic, partitions, timeout=20.0):
 def create_topic(bootstrap, topic, partitions, configs):
     a = admin(bootstrap)
     try:
-        a.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
+        a.create_topics([NewTopic(topic, partitions, REPLICATION_FACTOR, topic_configs=configs)])
     except Exception as e:  # noqa: BLE001
         return f"CreateTopics: {err_text(e)}"
     finally:
@@ -378,8 +387,12 @@ def admin_produce(bootstrap, st, rep):
                 for p in parts:
                     if p["leader"] not in brokers:
                         probs.append(f"partition {p['partition']}: leader {p['leader']} not in {brokers}")
-                    if p["replicas"] != [p["leader"]] or p["isr"] != [p["leader"]]:
-                        probs.append(f"partition {p['partition']}: replicas {p['replicas']} isr {p['isr']}")
+                    reps = sorted(p["replicas"])
+                    if (len(reps) != REPLICATION_FACTOR or len(set(reps)) != len(reps)
+                            or p["leader"] not in reps or sorted(p["isr"]) != reps):
+                        probs.append(f"partition {p['partition']}: replicas {p['replicas']} isr {p['isr']} "
+                                     f"(expected {REPLICATION_FACTOR} distinct replicas including the "
+                                     f"leader, all in sync)")
                 if topic not in a.list_topics():
                     probs.append("not in list_topics()")
             rep.check("admin_describe_topic", probs)

@@ -4,14 +4,28 @@
 For scenarios whose client has no admin API (kcat):
     topic_admin.py create BOOTSTRAP TOPIC [--partitions N] [--config key=value ...]
     topic_admin.py delete BOOTSTRAP TOPIC
+The replication factor is COMPAT_REPLICATION_FACTOR (default 1).
 Exits 0 on success; otherwise prints the error the admin client returned and exits 1.
 """
 
 import argparse
+import os
 import sys
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def replication_factor():
+    """COMPAT_REPLICATION_FACTOR: replication factor of the topics created (default 1)."""
+    v = os.environ.get("COMPAT_REPLICATION_FACTOR", "")
+    try:
+        n = int(v) if v else 1
+    except ValueError:
+        n = 0
+    if n < 1:
+        sys.exit(f"bad COMPAT_REPLICATION_FACTOR: {v!r}")
+    return n
 
 
 def main():
@@ -29,7 +43,7 @@ def main():
         if args.action == "create":
             config = dict(kv.split("=", 1) for kv in args.config)
             fs = admin.create_topics([NewTopic(args.topic, num_partitions=args.partitions,
-                                               replication_factor=1, config=config)],
+                                               replication_factor=replication_factor(), config=config)],
                                      operation_timeout=15, request_timeout=20)
         else:
             fs = admin.delete_topics([args.topic], operation_timeout=15, request_timeout=20)

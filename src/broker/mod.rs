@@ -182,7 +182,7 @@ impl Broker {
         self.keep(tokio::spawn(async move {
             // Followers that stopped catching up leave the ISR (checked on the leader).
             let max_lag = broker.config.replica_lag_time_max;
-            let every = (max_lag / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+            let every = (max_lag / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;

@@ -53,6 +53,10 @@ pub struct Watermark {
 
 type Key = (String, i32);
 
+/// An ISR change that is not in the metadata after this long is proposed again (it was
+/// refused, e.g. because the joining broker was still fenced, or lost).
+const ISR_CHANGE_RETRY: Duration = Duration::from_secs(1);
+
 /// Starts and stops the follower fetchers (one per leader broker) as roles change.
 pub struct ReplicaManager {
     node_id: i32,
@@ -201,6 +205,11 @@ impl ReplicaManager {
         }
         let now = Instant::now();
         let leader_end = p.log().log_end_offset();
+        if fetch_offset > leader_end {
+            // A follower past this log's end has a divergent tail: the read answers
+            // OFFSET_OUT_OF_RANGE and it truncates by epoch; its offset proves nothing.
+            return Ok(());
+        }
         s.record_fetch(replica, fetch_offset, leader_end, now);
         refresh_watermark(p, s);
         let joining = s.ready_to_join(p.high_watermark());
@@ -260,7 +269,7 @@ impl ReplicaManager {
                 continue;
             };
             if s.pending_isr_change
-                .is_some_and(|at| now.duration_since(at) > Duration::from_secs(5))
+                .is_some_and(|at| now.duration_since(at) > ISR_CHANGE_RETRY)
             {
                 s.pending_isr_change = None;
             }

@@ -43,6 +43,22 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /** What the Java scenarios share: PASS/FAIL/SKIP lines, client settings, records and state files. */
 abstract class Base {
     static final Duration OP = Duration.ofSeconds(30);
+    /** Replication factor of the topics the scenarios create: COMPAT_REPLICATION_FACTOR, default 1. */
+    static final short REPLICATION_FACTOR = replicationFactor();
+
+    static short replicationFactor() {
+        String v = System.getenv("COMPAT_REPLICATION_FACTOR");
+        if (v == null || v.isEmpty()) return 1;
+        try {
+            short n = Short.parseShort(v.trim());
+            if (n >= 1) return n;
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        System.err.println("bad COMPAT_REPLICATION_FACTOR: " + v);
+        System.exit(2);
+        return 1;
+    }
 
     final String bootstrap;
     final Path stateDir;
@@ -364,7 +380,11 @@ abstract class Base {
     }
 
 
-    /** null when the topic is described with n partitions, each led by a known broker; else what is wrong. */
+    /**
+     * null when the topic is described with n partitions, each led by a known broker, with
+     * REPLICATION_FACTOR distinct replicas (the leader among them) and the leader in the ISR;
+     * else what is wrong.
+     */
     static String checkTopic(Admin admin, String topic, int n) throws Exception {
         TopicDescription d = get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
         Collection<Node> nodes = get(admin.describeCluster().nodes());
@@ -380,6 +400,13 @@ abstract class Base {
             }
             if (p.replicas().isEmpty() || !p.isr().contains(p.leader())) {
                 return topic + " partition " + p.partition() + " replicas " + p.replicas() + " isr " + p.isr();
+            }
+            Set<Integer> replicaIds = new HashSet<>();
+            for (Node r : p.replicas()) replicaIds.add(r.id());
+            if (p.replicas().size() != REPLICATION_FACTOR || replicaIds.size() != REPLICATION_FACTOR
+                    || !replicaIds.contains(p.leader().id())) {
+                return topic + " partition " + p.partition() + " replicas " + p.replicas() + ", expected "
+                    + REPLICATION_FACTOR + " distinct replicas including the leader " + p.leader().id();
             }
         }
         return null;

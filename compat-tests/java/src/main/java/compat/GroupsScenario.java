@@ -446,7 +446,7 @@ public final class GroupsScenario extends Base {
         out.println("# topic " + run + ", group " + group());
         try (Admin admin = admin()) {
             try {
-                get(admin.createTopics(List.of(new NewTopic(topic(), PARTITIONS, (short) 1))).all());
+                get(admin.createTopics(List.of(new NewTopic(topic(), PARTITIONS, REPLICATION_FACTOR))).all());
                 st.setProperty("created." + topic(), "true");
                 saveState();
                 String err = waitFor(20000, () -> {

@@ -136,9 +136,9 @@ public final class JavaScenario extends Base {
     void topicAdmin(Admin admin) throws Exception {
         String topic = topic();
         Map<String, KafkaFuture<Void>> fs = admin.createTopics(List.of(
-            new NewTopic(topic, MAIN_PARTITIONS, (short) 1)
+            new NewTopic(topic, MAIN_PARTITIONS, REPLICATION_FACTOR)
                 .configs(Map.of("max.message.bytes", String.valueOf(MAX_MESSAGE_BYTES))),
-            new NewTopic(adminTopic(), 1, (short) 1))).values();
+            new NewTopic(adminTopic(), 1, REPLICATION_FACTOR))).values();
         Map<String, String> createErr = new HashMap<>();
         for (Map.Entry<String, KafkaFuture<Void>> e : fs.entrySet()) {
             try {
