@@ -43,6 +43,9 @@ pub struct Broker {
     /// Follower fetchers and leader-side replica tracking.
     pub replication: crate::replication::ReplicaManager,
     pub groups: crate::group::GroupCoordinator,
+    /// Serializes [`Broker::sync_partitions`]: a caller returns only once roles and the
+    /// groups of newly led `__consumer_offsets` partitions are in place.
+    sync_lock: std::sync::Mutex<()>,
     /// Background tasks, aborted on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Producer ids for InitProducerId.
@@ -97,18 +100,17 @@ impl Broker {
             }
         }
         let node_id = config.node_id();
-        let host = config.server.advertised_host.clone();
-        let port = config.server.port;
-        let registered = metadata.image().brokers.get(&node_id).cloned();
-        if registered.is_none_or(|b| b.host != host || b.port != port) {
-            metadata
-                .propose(MetadataCommand::RegisterBroker {
-                    id: node_id,
-                    host,
-                    port,
-                })
-                .await?;
-        }
+        // Registered at every start, as Kafka brokers do: the registration is committed
+        // through Raft and applied here before anything is served, so this broker never
+        // acts on a stale copy of the metadata (an old leadership, say) from before its
+        // restart; it also clears the fence the controller set while it was away.
+        metadata
+            .propose(MetadataCommand::RegisterBroker {
+                id: node_id,
+                host: config.server.advertised_host.clone(),
+                port: config.server.port,
+            })
+            .await?;
         let broker = Arc::new(Broker {
             partitions: PartitionRegistry::new(config.clone()),
             replication: crate::replication::ReplicaManager::new(node_id),
@@ -117,6 +119,7 @@ impl Broker {
             metadata,
             groups: Default::default(),
             tasks: Default::default(),
+            sync_lock: Default::default(),
             producer_ids: producer_ids::ProducerIdManager::new(node_id),
             started_at: Instant::now(),
         });
@@ -337,6 +340,15 @@ impl Broker {
     /// Clean shutdown: closes every partition log (see [`Broker::close_all`]), then stops
     /// the Raft node so its port and data directory are free when this returns.
     pub async fn shutdown(self: &Arc<Self>) {
+        self.stop_tasks();
+        let b = self.clone();
+        let _ = tokio::task::spawn_blocking(move || b.close_all()).await;
+        self.metadata.shutdown().await;
+    }
+
+    /// Stops the background tasks and the follower fetchers, leaving the logs as they are
+    /// (also what an in-process test uses to play a crash).
+    pub fn stop_tasks(&self) {
         for task in self
             .tasks
             .lock()
@@ -346,9 +358,6 @@ impl Broker {
             task.abort();
         }
         self.replication.stop_all();
-        let b = self.clone();
-        let _ = tokio::task::spawn_blocking(move || b.close_all()).await;
-        self.metadata.shutdown().await;
     }
 
     /// Flushes and closes every partition log, leaving the clean-shutdown

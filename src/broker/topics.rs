@@ -405,6 +405,7 @@ impl Broker {
     /// Applies the current image to the hosted partitions: opens and removes logs, then
     /// brings each partition's replica role (leader, follower) in line.
     pub fn sync_partitions(&self) -> Result<(), AdminError> {
+        let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.metadata.image();
         let synced = self
             .partitions

@@ -68,6 +68,14 @@ impl LeaderState {
         }
         self.partition_epoch = p.partition_epoch;
         self.replicas = p.replicas.clone();
+        // A follower that left the ISR (fenced, or out of sync) must prove again, by its
+        // own next fetch, how far its log reaches: it may have restarted without the tail
+        // it had (unflushed data lost with the machine).
+        for gone in self.isr.iter().filter(|id| !p.isr.contains(id)) {
+            if let Some(f) = self.followers.get_mut(gone) {
+                f.log_end_offset = None;
+            }
+        }
         self.isr = p.isr.clone();
         let me = self.node_id;
         self.followers.retain(|id, _| p.replicas.contains(id));
@@ -193,7 +201,10 @@ mod tests {
         s.record_fetch(2, 130, 130, t2);
         assert_eq!(s.out_of_sync(t2, lag), vec![3]);
         s.update(&partition(vec![1, 2]), t2);
-        assert!(s.ready_to_join(130).is_empty());
+        assert!(
+            s.ready_to_join(130).is_empty(),
+            "its old progress does not count"
+        );
         s.record_fetch(3, 130, 130, t2);
         assert_eq!(s.ready_to_join(130), vec![3]);
         s.epoch_start_offset = 140;

@@ -212,10 +212,11 @@ impl ReplicaManager {
         }
         s.record_fetch(replica, fetch_offset, leader_end, now);
         refresh_watermark(p, s);
-        let joining = s.ready_to_join(p.high_watermark());
-        if !joining.is_empty() && s.pending_isr_change.is_none() {
+        // Only the follower fetching now is judged: its offset is fresh.
+        let joins = s.ready_to_join(p.high_watermark()).contains(&replica);
+        if joins && s.pending_isr_change.is_none() {
             let mut isr = s.isr.clone();
-            isr.extend(joining);
+            isr.push(replica);
             self.propose_isr(p, s, isr, now);
         }
         Ok(())

@@ -70,6 +70,7 @@ impl TestBroker {
     pub async fn crash(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.broker.stop_tasks();
         self.broker.metadata.shutdown().await;
     }
 

@@ -1,0 +1,795 @@
+//! Partition replication across three in-process brokers (each a Raft voter), driven only
+//! through the Kafka protocol except where a test needs to forge a crashed broker's disk:
+//!
+//! 1. `leader_kill_under_acks_all_load_loses_no_acknowledged_record`: a producer keeps
+//!    sending acks=all records while the partition leader is killed; the new leader (in a
+//!    higher leader epoch) holds every acknowledged record exactly once, at the offset it
+//!    was acknowledged with, and takes acks=all writes with the two remaining in-sync
+//!    replicas (min.insync.replicas 2).
+//! 2. `a_follower_that_falls_behind_leaves_the_isr_and_rejoins_after_catching_up`: a killed
+//!    follower leaves the ISR, acks=all still works with two in-sync replicas, the restarted
+//!    follower catches up and rejoins, and after the leader is then killed the rejoined
+//!    follower leads with every record.
+//! 3. `a_returning_old_leader_truncates_its_divergent_tail`: batches written to a killed
+//!    leader's log in its old epoch that never reached the followers are truncated when it
+//!    returns (OffsetForLeaderEpoch against the new leader); once it is the preferred leader
+//!    again it serves exactly the committed records.
+//!
+//! Placement: partition `i` of a topic gets replicas starting at broker `i + 1`, so with
+//! controller `C`, the tests use the partition led by `L = C % 3 + 1`, whose replicas are
+//! `[L, F, C]` with `F = L % 3 + 1`. Killing `L` never kills the controller, and the
+//! election is deterministic: `F` is the first live in-sync replica.
+//!
+//! A killed broker is `TestBroker::crash` (server and Raft node stopped, logs left open)
+//! plus stopping its replica fetchers: in one process the crashed broker's background tasks
+//! keep running, and a "dead" follower would otherwise keep replicating.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use broker::broker::Broker;
+use broker::log::{validate_producer_batches, PartitionLog};
+use common::*;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Request};
+use kafka_protocol::records::Compression;
+use tokio::io::AsyncWriteExt;
+
+// ---------------------------------------------------------------------------------------
+// Cluster plumbing (private copies of the helpers of tests/cluster_e2e.rs)
+// ---------------------------------------------------------------------------------------
+
+fn init_tracing() {
+    // Quiet unless RUST_LOG is set (e.g. RUST_LOG=broker=info).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cluster_extra(node: u64, raft_ports: &[u16]) -> String {
+    let members: Vec<String> = raft_ports
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        r#", "cluster": {{"enabled": true, "node_id": {node}, "raft_address": "127.0.0.1:{}",
+             "initial_members": [{}], "rtt_ms": 25, "election_rtt": 10, "heartbeat_rtt": 1}}"#,
+        raft_ports[node as usize - 1],
+        members.join(", ")
+    )
+}
+
+/// Polls `f` every 100 ms until it holds or `limit` passed.
+async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Connects, or `None` when nothing listens (`Client::connect` panics on that).
+async fn try_connect(addr: SocketAddr) -> Option<Client> {
+    let probe = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    drop(probe);
+    // A broker that went away between the probe and here makes the task panic: `None`.
+    tokio::spawn(Client::connect(addr)).await.ok()
+}
+
+/// `Client::call` that answers `None` instead of panicking when the broker goes away (or
+/// does not answer within 10 s).
+async fn try_call<R: Request>(c: &mut Client, body: &R, version: i16) -> Option<R::Response> {
+    let (cid, frame) = c.frame(body, version);
+    let hv = ApiKey::try_from(R::KEY)
+        .ok()?
+        .response_header_version(version);
+    let exchange = async {
+        c.stream.write_all(&frame).await.ok()?;
+        let (got, mut bytes) = c.read_frame(hv).await?;
+        if got != cid {
+            return None;
+        }
+        R::Response::decode(&mut bytes, version).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn try_metadata(addr: SocketAddr) -> Option<MetadataResponse> {
+    let mut c = try_connect(addr).await?;
+    try_call(&mut c, &MetadataRequest::default().with_topics(None), 12).await
+}
+
+/// One partition as a broker's metadata (v12) reports it.
+#[derive(Debug, Clone, PartialEq)]
+struct PartitionState {
+    leader: i32,
+    leader_epoch: i32,
+    replicas: Vec<i32>,
+    isr: BTreeSet<i32>,
+}
+
+fn partition_in(md: &MetadataResponse, topic: &str, index: i32) -> Option<PartitionState> {
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))?;
+    let p = t.partitions.iter().find(|p| p.partition_index == index)?;
+    Some(PartitionState {
+        leader: p.leader_id.0,
+        leader_epoch: p.leader_epoch,
+        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+    })
+}
+
+async fn partition_state(addr: SocketAddr, topic: &str, index: i32) -> Option<PartitionState> {
+    partition_in(&try_metadata(addr).await?, topic, index)
+}
+
+/// Three brokers, with the directories and configs to restart any of them.
+struct Cluster {
+    dirs: Vec<tempfile::TempDir>,
+    extras: Vec<String>,
+    brokers: Vec<Option<TestBroker>>,
+    controller: i32,
+}
+
+impl Cluster {
+    /// Starts three brokers together and waits until all list three brokers and agree on
+    /// the controller.
+    async fn start() -> Cluster {
+        init_tracing();
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let raft_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let extras: Vec<String> = (1..=3).map(|n| cluster_extra(n, &raft_ports)).collect();
+        let (b1, b2, b3) = tokio::join!(
+            TestBroker::start_with(dirs[0].path(), &extras[0]),
+            TestBroker::start_with(dirs[1].path(), &extras[1]),
+            TestBroker::start_with(dirs[2].path(), &extras[2]),
+        );
+        let mut cluster = Cluster {
+            dirs,
+            extras,
+            brokers: vec![Some(b1), Some(b2), Some(b3)],
+            controller: -1,
+        };
+        let addrs: Vec<SocketAddr> = (1..=3).map(|id| cluster.addr(id)).collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let controller = loop {
+            let mut ids = HashSet::new();
+            for a in &addrs {
+                match try_metadata(*a).await {
+                    Some(md) if md.brokers.len() == 3 && md.controller_id.0 > 0 => {
+                        ids.insert(md.controller_id.0);
+                    }
+                    _ => {
+                        ids.insert(-1);
+                    }
+                }
+            }
+            if ids.len() == 1 && !ids.contains(&-1) {
+                break *ids.iter().next().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "three brokers agree on one controller"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        cluster.controller = controller;
+        cluster
+    }
+
+    fn broker(&self, id: i32) -> &TestBroker {
+        self.brokers[id as usize - 1]
+            .as_ref()
+            .unwrap_or_else(|| panic!("broker {id} is down"))
+    }
+
+    /// The client address of a running broker (it changes when the broker restarts).
+    fn addr(&self, id: i32) -> SocketAddr {
+        self.broker(id).addr
+    }
+
+    /// Kills broker `id`; returns the abandoned in-process broker (its logs stay open).
+    async fn crash(&mut self, id: i32) -> Arc<Broker> {
+        let b = self.brokers[id as usize - 1].take().expect("broker is up");
+        let abandoned = b.broker.clone();
+        b.crash().await;
+        // The abandoned broker's background tasks still run in this process: stop its
+        // follower fetchers, which a real crash would have stopped too.
+        abandoned.replication.stop_all();
+        abandoned
+    }
+
+    /// Starts broker `id` again from its data directory.
+    async fn restart(&mut self, id: i32) {
+        assert!(self.brokers[id as usize - 1].is_none(), "broker {id} is up");
+        let i = id as usize - 1;
+        let b = TestBroker::start_with(self.dirs[i].path(), &self.extras[i]).await;
+        self.brokers[i] = Some(b);
+    }
+
+    async fn stop(mut self) {
+        for b in self.brokers.iter_mut().filter_map(Option::take) {
+            b.stop().await;
+        }
+    }
+
+    /// The partition state as the controller sees it.
+    async fn state(&self, topic: &str, index: i32) -> Option<PartitionState> {
+        partition_state(self.addr(self.controller), topic, index).await
+    }
+
+    /// Waits (bounded) until the controller's view of the partition satisfies `pred`.
+    async fn wait_state(
+        &self,
+        topic: &str,
+        index: i32,
+        limit: Duration,
+        pred: impl Fn(&PartitionState) -> bool,
+    ) -> Result<PartitionState, Option<PartitionState>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let last = self.state(topic, index).await;
+            if last.as_ref().is_some_and(&pred) {
+                return Ok(last.unwrap());
+            }
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The brokers of the partition the tests use: leader `L` (not the controller), the
+/// follower `F` first in line to replace it, and the controller `C`; and its index.
+struct Roles {
+    leader: i32,
+    follower: i32,
+    controller: i32,
+    partition: i32,
+}
+
+/// Creates `topic` with three partitions of replication factor 3 through the controller,
+/// and waits until the partition led by `L = C % 3 + 1` has all three replicas in sync and
+/// its leader takes acks=all writes: the record `first` is at offset 0.
+async fn replicated_topic(cluster: &Cluster, topic: &str, min_insync: i32, first: &str) -> Roles {
+    let c = cluster.controller;
+    let l = c % 3 + 1;
+    let f = l % 3 + 1;
+    let roles = Roles {
+        leader: l,
+        follower: f,
+        controller: c,
+        partition: l - 1,
+    };
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(tn(topic))
+            .with_num_partitions(3)
+            .with_replication_factor(3)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(s("min.insync.replicas"))
+                    .with_value(Some(s(&min_insync.to_string()))),
+            ])])
+        .with_timeout_ms(5000);
+    let mut client = Client::connect(cluster.addr(c)).await;
+    let created = client.call(&req, 7).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+
+    // Every broker (the leader in particular) sees the placement.
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    let (all, partition) = (&all, roles.partition);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        let seen = wait_until(Duration::from_secs(10), || async move {
+            partition_state(addr, topic, partition)
+                .await
+                .is_some_and(|p| p.leader == l && p.isr == *all)
+        })
+        .await;
+        assert!(
+            seen,
+            "broker {id} sees partition {} led by {l}",
+            roles.partition
+        );
+    }
+    let state = cluster.state(topic, roles.partition).await.unwrap();
+    assert_eq!(state.replicas, vec![l, f, c], "placement");
+    let offset = produce_acked(cluster.addr(l), topic, roles.partition, first).await;
+    assert_eq!(offset, 0);
+    roles
+}
+
+/// One acks=all single-record produce; the partition's error code and base offset, or
+/// `None` when the broker did not answer.
+async fn produce_once(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    value: &str,
+) -> Option<(i16, i64)> {
+    let records = batch(&[record("k", value, 1)], Compression::None);
+    let req = produce_request(topic, partition, records, -1);
+    let resp = try_call(c, &req, 9).await?;
+    let p = &resp.responses[0].partition_responses[0];
+    Some((p.error_code, p.base_offset))
+}
+
+/// Produces `value` with acks=all until acknowledged, retrying only answers that mean the
+/// record was not appended (the leader has not taken over yet); the offset it got.
+async fn produce_acked(addr: SocketAddr, topic: &str, partition: i32, value: &str) -> i64 {
+    let retriable = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::UnknownTopicOrPartition.code(),
+        ResponseError::LeaderNotAvailable.code(),
+        ResponseError::NotEnoughReplicas.code(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = Client::connect(addr).await;
+    loop {
+        let answer = produce_once(&mut c, topic, partition, value).await;
+        match answer {
+            Some((0, offset)) => return offset,
+            Some((code, _)) if retriable.contains(&code) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("produce of {value} to {addr} failed: {other:?}"),
+        }
+    }
+}
+
+/// Reads the partition from `addr` (a consumer fetch, which only sees records below the
+/// high watermark) once its high watermark reached `at_least`: every (offset, value) from
+/// offset 0 up to the high watermark.
+async fn read_partition(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    at_least: i64,
+) -> Vec<(i64, String)> {
+    let mut c = Client::connect(addr).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let hw = loop {
+        let p = fetch(&mut c, topic, partition, 0).await;
+        if p.error_code == 0 && p.high_watermark >= at_least {
+            break p.high_watermark;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "high watermark of {topic}-{partition} on {addr} reaches {at_least} (error {}, high watermark {})",
+            p.error_code,
+            p.high_watermark
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < hw {
+        let p = fetch(&mut c, topic, partition, next).await;
+        assert_eq!(p.error_code, 0, "fetch at {next}");
+        let records = decode_records(&p.records.unwrap_or_default());
+        assert!(
+            !records.is_empty(),
+            "records at {next} below the high watermark {hw}"
+        );
+        for r in records {
+            assert!(
+                r.offset < p.high_watermark,
+                "a consumer fetch returned offset {} at or above the high watermark {}",
+                r.offset,
+                p.high_watermark
+            );
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            out.push((r.offset, value));
+            next = r.offset + 1;
+        }
+    }
+    out
+}
+
+fn assert_consecutive_from_zero(log: &[(i64, String)]) {
+    for (i, (offset, value)) in log.iter().enumerate() {
+        assert_eq!(*offset, i as i64, "offsets are consecutive (at {value})");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Leader killed under acks=all load
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Ack {
+    value: String,
+    broker: i32,
+    offset: i64,
+}
+
+/// Shared between the test and its producer task.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    /// Brokers the producer must not use (killed by the test).
+    down: Mutex<HashSet<i32>>,
+    acked: Mutex<Vec<Ack>>,
+    /// Failed attempts: the error code, or -1 when the broker did not answer.
+    failures: Mutex<Vec<(i32, i16)>>,
+}
+
+impl Load {
+    fn acks_from(&self, pred: impl Fn(i32) -> bool) -> usize {
+        self.acked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| pred(a.broker))
+            .count()
+    }
+}
+
+/// Sends acks=all single-record batches with fresh values ("v1", "v2", ...) to whichever
+/// broker the metadata names leader. A value is never sent twice: after an error the
+/// producer looks the leader up again and goes on with a new value.
+async fn producer(load: Arc<Load>, addrs: HashMap<i32, SocketAddr>, topic: String, partition: i32) {
+    let mut n = 0u64;
+    let mut leader: Option<(i32, Client)> = None;
+    while !load.stop.load(Ordering::SeqCst) {
+        if leader.is_none() {
+            let down = load.down.lock().unwrap().clone();
+            for id in 1..=3 {
+                if down.contains(&id) {
+                    continue;
+                }
+                let Some(p) = partition_state(addrs[&id], &topic, partition).await else {
+                    continue;
+                };
+                if p.leader > 0 && !down.contains(&p.leader) {
+                    if let Some(c) = try_connect(addrs[&p.leader]).await {
+                        leader = Some((p.leader, c));
+                    }
+                    break;
+                }
+            }
+            if leader.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        }
+        let (id, c) = leader.as_mut().unwrap();
+        let id = *id;
+        n += 1;
+        let value = format!("v{n}");
+        match produce_once(c, &topic, partition, &value).await {
+            Some((0, offset)) => load.acked.lock().unwrap().push(Ack {
+                value,
+                broker: id,
+                offset,
+            }),
+            other => {
+                let code = other.map_or(-1, |(code, _)| code);
+                load.failures.lock().unwrap().push((id, code));
+                leader = None;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_under_acks_all_load_loses_no_acknowledged_record() {
+    let mut cluster = Cluster::start().await;
+    let topic = "load";
+    let roles = replicated_topic(&cluster, topic, 2, "v0").await;
+    let (l, f, p) = (roles.leader, roles.follower, roles.partition);
+    let before = cluster.state(topic, p).await.unwrap();
+    assert_eq!(before.leader, l);
+
+    let load = Arc::new(Load::default());
+    let addrs: HashMap<i32, SocketAddr> = (1..=3).map(|id| (id, cluster.addr(id))).collect();
+    let task = tokio::spawn(producer(load.clone(), addrs, topic.to_string(), p));
+
+    // At least a hundred acknowledged records on the first leader (polled, so usually
+    // many more)...
+    let warmed = wait_until(Duration::from_secs(20), || {
+        let load = load.clone();
+        async move { load.acks_from(|_| true) >= 100 }
+    })
+    .await;
+    assert!(warmed, "100 acks=all records acknowledged by the leader");
+
+    // ...then the leader dies while the producer keeps going, until the new leader has
+    // acknowledged at least a hundred more.
+    load.down.lock().unwrap().insert(l);
+    let acked_before_kill = load.acks_from(|_| true);
+    let _abandoned = cluster.crash(l).await;
+    let moved = wait_until(Duration::from_secs(30), || {
+        let load = load.clone();
+        async move { load.acks_from(|b| b != l) >= 100 }
+    })
+    .await;
+    load.stop.store(true, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the producer stops")
+        .expect("the producer did not panic");
+    let acked = load.acked.lock().unwrap().clone();
+    let failures = load.failures.lock().unwrap().clone();
+    assert!(
+        moved,
+        "100 acks=all records acknowledged after the leader died; {} acks, failures {failures:?}",
+        acked.len()
+    );
+
+    // The first live in-sync replica took over in a higher epoch, without the dead broker
+    // in its ISR, and two in-sync replicas satisfied min.insync.replicas 2.
+    let after = cluster.state(topic, p).await.unwrap();
+    assert_eq!(after.leader, f, "the next in-sync replica leads: {after:?}");
+    assert!(
+        after.leader_epoch > before.leader_epoch,
+        "{before:?} -> {after:?}"
+    );
+    assert!(!after.isr.contains(&l), "{after:?}");
+    assert!(acked.iter().all(|a| a.broker == l || a.broker == f));
+    assert!(acked_before_kill >= 100);
+
+    // Every acknowledged record is on the new leader exactly once, at its acknowledged
+    // offset; no value appears twice (none was ever sent twice).
+    let last = acked.iter().map(|a| a.offset).max().unwrap();
+    let log = read_partition(cluster.addr(f), topic, p, last + 1).await;
+    assert_consecutive_from_zero(&log);
+    let mut at: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (offset, value) in &log {
+        at.entry(value.as_str()).or_default().push(*offset);
+    }
+    let duplicated: Vec<_> = at.iter().filter(|(_, o)| o.len() > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "values written twice: {duplicated:?}"
+    );
+    for a in &acked {
+        assert_eq!(
+            at.get(a.value.as_str()),
+            Some(&vec![a.offset]),
+            "acknowledged {a:?} is on the new leader once, at its offset"
+        );
+    }
+    cluster.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A follower leaves the ISR and rejoins
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_that_falls_behind_leaves_the_isr_and_rejoins_after_catching_up() {
+    let mut cluster = Cluster::start().await;
+    let topic = "isr";
+    let roles = replicated_topic(&cluster, topic, 2, "warm-up").await;
+    let (l, f, c, p) = (
+        roles.leader,
+        roles.follower,
+        roles.controller,
+        roles.partition,
+    );
+
+    // The follower dies: the controller fences it and it leaves the ISR.
+    let abandoned = cluster.crash(f).await;
+    let shrunk = cluster
+        .wait_state(topic, p, Duration::from_secs(15), |s| {
+            s.leader == l && s.isr == [l, c].into()
+        })
+        .await;
+    assert!(
+        shrunk.is_ok(),
+        "the dead follower leaves the ISR: {shrunk:?}"
+    );
+    let epoch = shrunk.unwrap().leader_epoch;
+
+    // acks=all works with two in-sync replicas (min.insync.replicas 2).
+    let mut to_leader = Client::connect(cluster.addr(l)).await;
+    for i in 0..50 {
+        let value = format!("r{i}");
+        let answer = produce_once(&mut to_leader, topic, p, &value).await;
+        assert_eq!(answer, Some((0, 1 + i)), "acks=all produce of {value}");
+    }
+    // The dead follower really fell behind: it has at most the warm-up record.
+    let behind = abandoned
+        .partitions
+        .get(topic, p)
+        .unwrap()
+        .log()
+        .log_end_offset();
+    assert!(behind <= 1, "the dead follower's log ends at {behind}");
+
+    // Restarted, it catches up and rejoins the ISR.
+    cluster.restart(f).await;
+    let rejoined = cluster
+        .wait_state(topic, p, Duration::from_secs(30), |s| {
+            s.leader == l && s.isr == [1, 2, 3].into()
+        })
+        .await;
+    assert!(
+        rejoined.is_ok(),
+        "the follower rejoins the ISR: {rejoined:?}"
+    );
+    let rejoined = rejoined.unwrap();
+    assert_eq!(
+        rejoined.leader_epoch, epoch,
+        "ISR changes keep the leader epoch"
+    );
+    let follower_end = cluster
+        .broker(f)
+        .broker
+        .partitions
+        .get(topic, p)
+        .unwrap()
+        .log()
+        .log_end_offset();
+    assert_eq!(follower_end, 51, "the rejoined follower holds every record");
+
+    // The proof: the leader dies, the rejoined follower (first in line) leads, and serves
+    // every record.
+    cluster.crash(l).await;
+    let failover = cluster
+        .wait_state(topic, p, Duration::from_secs(15), |s| {
+            s.leader == f && s.leader_epoch > epoch
+        })
+        .await;
+    assert!(
+        failover.is_ok(),
+        "the rejoined follower leads: {failover:?}"
+    );
+    assert_eq!(failover.unwrap().isr, [f, c].into());
+    let log = read_partition(cluster.addr(f), topic, p, 51).await;
+    assert_consecutive_from_zero(&log);
+    let expected: Vec<String> = std::iter::once("warm-up".to_string())
+        .chain((0..50).map(|i| format!("r{i}")))
+        .collect();
+    let values: Vec<String> = log.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, expected);
+    // And it takes acks=all writes with the controller as the other in-sync replica.
+    let next = produce_acked(cluster.addr(f), topic, p, "after").await;
+    assert_eq!(next, 51);
+    cluster.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A returning leader truncates what it wrote alone
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_returning_old_leader_truncates_its_divergent_tail() {
+    let mut cluster = Cluster::start().await;
+    let topic = "diverge";
+    let roles = replicated_topic(&cluster, topic, 1, "old-0").await;
+    let (l, n, c, p) = (
+        roles.leader,
+        roles.follower,
+        roles.controller,
+        roles.partition,
+    );
+
+    // Ten committed records, replicated everywhere.
+    let mut to_leader = Client::connect(cluster.addr(l)).await;
+    for i in 1..10 {
+        let answer = produce_once(&mut to_leader, topic, p, &format!("old-{i}")).await;
+        assert_eq!(answer, Some((0, i)));
+    }
+    drop(to_leader);
+    let old = cluster.state(topic, p).await.unwrap();
+    assert_eq!((old.leader, old.isr.len()), (l, 3), "{old:?}");
+
+    // The leader dies. Forge what a leader that died mid-write leaves behind: batches in
+    // its epoch, on its disk only.
+    let abandoned = cluster.crash(l).await;
+    let config = abandoned
+        .partitions
+        .get(topic, p)
+        .unwrap()
+        .log()
+        .config()
+        .clone();
+    let dir = cluster.dirs[l as usize - 1]
+        .path()
+        .join(format!("{topic}-{p}"));
+    let mut log = PartitionLog::open(&dir, config).expect("the dead leader's log opens");
+    assert_eq!(log.log_end_offset(), 10);
+    for i in 0..5 {
+        let bytes = batch(&[record("k", &format!("stale-{i}"), 1)], Compression::None);
+        let headers = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        log.append(&bytes, &headers, old.leader_epoch, broker::broker::now_ms())
+            .unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 15);
+    log.close().unwrap();
+
+    // The next in-sync replica leads in the next epoch and takes three new records.
+    let new = cluster
+        .wait_state(topic, p, Duration::from_secs(15), |s| s.leader == n)
+        .await;
+    assert!(new.is_ok(), "a new leader is elected: {new:?}");
+    let new = new.unwrap();
+    assert_eq!(new.leader_epoch, old.leader_epoch + 1);
+    assert_eq!(new.isr, [n, c].into());
+    for i in 0..3 {
+        let offset = produce_acked(cluster.addr(n), topic, p, &format!("new-{i}")).await;
+        assert_eq!(offset, 10 + i);
+    }
+
+    // The old leader returns: it truncates to where its epoch ended on the new leader,
+    // catches up, rejoins the ISR, and gets its preferred leadership back.
+    cluster.restart(l).await;
+    let rejoined = cluster
+        .wait_state(topic, p, Duration::from_secs(30), |s| {
+            s.isr == [1, 2, 3].into()
+        })
+        .await;
+    assert!(
+        rejoined.is_ok(),
+        "the old leader rejoins the ISR: {rejoined:?}"
+    );
+    let restored = cluster
+        .wait_state(topic, p, Duration::from_secs(20), |s| s.leader == l)
+        .await;
+    assert!(
+        restored.is_ok(),
+        "the preferred leader is restored: {restored:?}"
+    );
+    assert!(restored.unwrap().leader_epoch > new.leader_epoch);
+    let end = cluster
+        .broker(l)
+        .broker
+        .partitions
+        .get(topic, p)
+        .unwrap()
+        .log()
+        .log_end_offset();
+    assert_eq!(
+        end, 13,
+        "the divergent tail is gone from the old leader's log"
+    );
+
+    let log = read_partition(cluster.addr(l), topic, p, 13).await;
+    assert_consecutive_from_zero(&log);
+    let values: Vec<String> = log.into_iter().map(|(_, v)| v).collect();
+    let expected: Vec<String> = (0..10)
+        .map(|i| format!("old-{i}"))
+        .chain((0..3).map(|i| format!("new-{i}")))
+        .collect();
+    assert_eq!(values, expected);
+    assert!(values.iter().all(|v| !v.starts_with("stale-")));
+    cluster.stop().await;
+}
