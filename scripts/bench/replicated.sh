@@ -43,12 +43,13 @@ tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOT" --create --t
     || tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOT" --create --topic rf3 \
         --partitions 1 --replication-factor 3 --config min.insync.replicas=2 >/dev/null
 tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOT" --describe --topic rf3
-run() {  # run TOPIC -> MB/s
-    tool org.apache.kafka.tools.ProducerPerformance --topic "$1" --num-records "$RECORDS" \
+run() {  # run TOPIC -> MB/s (the tool's summary line goes to stderr and runs.txt)
+    local line
+    line="$(tool org.apache.kafka.tools.ProducerPerformance --topic "$1" --num-records "$RECORDS" \
         --record-size 1024 --throughput -1 \
-        --producer-props bootstrap.servers="$BOOT" acks=all linger.ms=5 2>/dev/null \
-        | tail -1 | tee -a "$WORK/runs.txt" >&2 \
-        | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/'
+        --producer-props bootstrap.servers="$BOOT" acks=all linger.ms=5 2>/dev/null | tail -1)"
+    echo "$1: $line" | tee -a "$WORK/runs.txt" >&2
+    echo "$line" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/'
 }
 run rf1 >/dev/null  # warm-up
 ratios=()
