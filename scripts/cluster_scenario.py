@@ -5,10 +5,10 @@ Expects the three nodes of scripts/start-cluster.sh (127.0.0.1:9092-9094, pids i
 logs/node{1,2,3}.pid). Prints `PASS step` / `FAIL step: why` per step; exits non-zero on a
 failure. Steps:
   agree            every node lists the same three brokers and the same controller
-  create_follower  a topic created through a non-controller node appears on every node,
-                   its partitions on several brokers
-  produce_consume  records produced through the cluster (each partition to its leader) are
-                   read back in full
+  create_follower  a topic (replication factor 3) created through a non-controller node
+                   appears on every node, its partitions led by several brokers
+  produce_consume  records produced through the cluster with acks=all (each partition to its
+                   leader, min.insync.replicas 2 from the configs) are read back in full
   controller_kill  kill -9 the controller: a new one is elected within seconds and topic
                    creation works again
   rejoin           the killed node restarts and learns what it missed
@@ -163,7 +163,7 @@ def main():
     topic = f"cluster-{uuid.uuid4().hex[:8]}"
     topics.append(topic)
     client = admin(follower)
-    client.create_topics([NewTopic(topic, 6, 1)])[topic].result(timeout=30)
+    client.create_topics([NewTopic(topic, 6, 3)])[topic].result(timeout=30)
 
     def visible_everywhere():
         leaders = []
@@ -226,7 +226,8 @@ def main():
     if ok:
         try:
             client = admin(survivors[0])
-            client.create_topics([NewTopic(topic2, 2, 1)])[topic2].result(timeout=30)
+            # Two brokers are live: replication factor 2 (3 is refused until the third returns).
+            client.create_topics([NewTopic(topic2, 2, 2)])[topic2].result(timeout=30)
             topics.append(topic2)
         except Exception as e:  # noqa: BLE001
             ok = False
