@@ -466,16 +466,7 @@ impl PartitionLog {
             }
         };
 
-        let needs_roll = {
-            let active = self.active()?;
-            !active.is_empty()
-                && (active.size() + records.len() as u64 > self.config.segment_bytes
-                    || active.needs_roll_for(last))
-        };
-        if needs_roll {
-            let r = self.roll(base);
-            self.guard(r)?;
-        }
+        self.roll_if_needed(base, last, records.len())?;
 
         if self
             .epoch_cache
@@ -531,14 +522,7 @@ impl PartitionLog {
         if let Some(pending) = pending {
             self.producers.commit(pending, now_ms);
         }
-        self.unflushed_messages += count as u64;
-        self.last_flush_ms.get_or_insert(now_ms);
-
-        match self.config.flush {
-            FlushPolicy::Always => self.flush()?,
-            FlushPolicy::EveryMessages(n) if self.unflushed_messages >= n => self.flush()?,
-            _ => {}
-        }
+        self.after_write(count, now_ms)?;
         Ok(AppendInfo {
             base_offset: base,
             last_offset: next - 1,
@@ -588,16 +572,7 @@ impl PartitionLog {
                 records.len()
             )));
         }
-        let needs_roll = {
-            let active = self.active()?;
-            !active.is_empty()
-                && (active.size() + records.len() as u64 > self.config.segment_bytes
-                    || active.needs_roll_for(last.last_offset()))
-        };
-        if needs_roll {
-            let r = self.roll(first.base_offset);
-            self.guard(r)?;
-        }
+        self.roll_if_needed(first.base_offset, last.last_offset(), records.len())?;
         let mut epochs_changed = false;
         for h in headers {
             let epoch = h.partition_leader_epoch;
@@ -619,15 +594,36 @@ impl PartitionLog {
                 self.producers.replay(&batch, now_ms);
             }
         }
-        let count = last.next_offset() - first.base_offset;
-        self.unflushed_messages += count as u64;
-        self.last_flush_ms.get_or_insert(now_ms);
-        match self.config.flush {
-            FlushPolicy::Always => self.flush()?,
-            FlushPolicy::EveryMessages(n) if self.unflushed_messages >= n => self.flush()?,
-            _ => {}
+        self.after_write(last.next_offset() - first.base_offset, now_ms)
+    }
+
+    /// Rolls the active segment before a write of `bytes` covering offsets `base..=last`
+    /// when it would push the segment past `segment_bytes`, when `last` would not fit the
+    /// 4-byte relative offset, or when an index is full.
+    fn roll_if_needed(&mut self, base: i64, last: i64, bytes: usize) -> Result<(), LogError> {
+        let needs_roll = {
+            let active = self.active()?;
+            !active.is_empty()
+                && (active.size() + bytes as u64 > self.config.segment_bytes
+                    || active.needs_roll_for(last))
+        };
+        if needs_roll {
+            let r = self.roll(base);
+            self.guard(r)?;
         }
         Ok(())
+    }
+
+    /// Counts `records` newly written and applies the flush policy
+    /// ([`FlushPolicy::Always`]: `fdatasync` now; `EveryMessages(n)`: once `n` are unflushed).
+    fn after_write(&mut self, records: i64, now_ms: i64) -> Result<(), LogError> {
+        self.unflushed_messages += records as u64;
+        self.last_flush_ms.get_or_insert(now_ms);
+        match self.config.flush {
+            FlushPolicy::Always => self.flush(),
+            FlushPolicy::EveryMessages(n) if self.unflushed_messages >= n => self.flush(),
+            _ => Ok(()),
+        }
     }
 
     /// Records that this replica leads from `epoch` on, starting at the log end offset (as
