@@ -7,10 +7,5 @@
 # Usage: scripts/chaos.sh [--rounds 12] [--partitions P] [--rate R] [--no-build] [--keep] ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=compat-tests/.venv
-if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -c "import confluent_kafka" 2>/dev/null \
-    || "$VENV/bin/pip" install --quiet -r compat-tests/python/requirements.txt
-exec "$VENV/bin/python" scripts/chaos.py "$@"
+source scripts/lib/python-venv.sh
+exec "$VENV_PYTHON" scripts/chaos.py "$@"

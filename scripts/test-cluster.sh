@@ -5,10 +5,5 @@
 # Usage: scripts/start-cluster.sh && scripts/test-cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=compat-tests/.venv
-if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -c "import confluent_kafka" 2>/dev/null \
-    || "$VENV/bin/pip" install --quiet -r compat-tests/python/requirements.txt
-exec timeout 600 "$VENV/bin/python" scripts/cluster_scenario.py
+source scripts/lib/python-venv.sh
+exec timeout 600 "$VENV_PYTHON" scripts/cluster_scenario.py
