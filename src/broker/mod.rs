@@ -369,6 +369,7 @@ impl Broker {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing the log failed");
             }
         }
+        self.partitions.checkpoint_watermarks();
     }
 }
 

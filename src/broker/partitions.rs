@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::config::{Config, FlushPolicy};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::metadata::MetadataImage;
-use crate::replication::{ReplicaRole, Watermark};
+use crate::replication::{checkpoint, ReplicaRole, Watermark};
 use crate::topic_config::TopicSettings;
 
 /// One hosted partition.
@@ -141,11 +141,14 @@ type Key = (String, i32);
 pub struct PartitionRegistry {
     config: Arc<Config>,
     map: RwLock<HashMap<Key, Arc<Partition>>>,
+    /// The high watermarks last written to the checkpoint (read from it at start).
+    checkpointed: Mutex<checkpoint::Watermarks>,
 }
 
 impl PartitionRegistry {
     pub fn new(config: Arc<Config>) -> Self {
         PartitionRegistry {
+            checkpointed: Mutex::new(checkpoint::read(&config.data_dir)),
             config,
             map: RwLock::new(HashMap::new()),
         }
@@ -212,8 +215,16 @@ impl PartitionRegistry {
                         .map_err(|e| LogError::io("write partition.metadata in", &dir, e))?;
                 }
                 let log = PartitionLog::open(&dir, log_config.clone())?;
+                // The checkpointed high watermark, within the log as recovered.
+                let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
+                let checkpointed = self
+                    .checkpointed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .copied();
                 let start = Watermark {
-                    offset: log.log_start_offset(),
+                    offset: checkpointed.map_or(lso, |hw| hw.clamp(lso, leo)),
                     leader_epoch: None,
                 };
                 map.insert(
@@ -231,6 +242,23 @@ impl PartitionRegistry {
             }
         }
         Ok(())
+    }
+
+    /// Writes the high-watermark checkpoint when a watermark changed since the last one.
+    pub fn checkpoint_watermarks(&self) {
+        let current: checkpoint::Watermarks = self
+            .all()
+            .iter()
+            .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))
+            .collect();
+        let mut last = self.checkpointed.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == current {
+            return;
+        }
+        match checkpoint::write(&self.config.data_dir, &current) {
+            Ok(()) => *last = current,
+            Err(e) => tracing::warn!(error = %e, "cannot write the high-watermark checkpoint"),
+        }
     }
 
     /// Removes directories that look like partitions of topics the image does not know

@@ -17,6 +17,7 @@
 //! Locks: a partition's `replica` lock is taken before its `log` lock; appends on the leader
 //! happen under the replica lock, so an append never races a change of role.
 
+pub mod checkpoint;
 mod client;
 mod fetcher;
 pub mod leader;
