@@ -13,27 +13,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn cluster_extra(node: u64, raft_ports: &[u16]) -> String {
-    let members: Vec<String> = raft_ports
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
-    format!(
-        r#", "cluster": {{"enabled": true, "node_id": {node}, "raft_address": "127.0.0.1:{}",
-             "initial_members": [{}], "rtt_ms": 25, "election_rtt": 10, "heartbeat_rtt": 1}}"#,
-        raft_ports[node as usize - 1],
-        members.join(", ")
-    )
-}
-
 async fn metadata(c: &mut Client) -> MetadataResponse {
     c.call(&MetadataRequest::default().with_topics(None), 12)
         .await

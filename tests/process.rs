@@ -10,14 +10,6 @@ use kafka_protocol::records::Compression;
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("broker.json");
     std::fs::write(&path, body).unwrap();

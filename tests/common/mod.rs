@@ -325,3 +325,27 @@ pub async fn init_producer_id(client: &mut Client, version: i16) -> InitProducer
         .with_producer_epoch(-1);
     client.call(&req, version).await
 }
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The config fields (to append to a test broker's JSON) that make it node `node` of a
+/// Raft cluster over `raft_ports`, with fast timings (25 ms ticks).
+pub fn cluster_extra(node: u64, raft_ports: &[u16]) -> String {
+    let members: Vec<String> = raft_ports
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        r#", "cluster": {{"enabled": true, "node_id": {node}, "raft_address": "127.0.0.1:{}",
+             "initial_members": [{}], "rtt_ms": 25, "election_rtt": 10, "heartbeat_rtt": 1}}"#,
+        raft_ports[node as usize - 1],
+        members.join(", ")
+    )
+}
