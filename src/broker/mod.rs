@@ -232,7 +232,9 @@ impl Broker {
     /// Raft's own heartbeats are the liveness signal.
     async fn watch_broker_liveness(self: Arc<Self>) {
         let session = self.broker_session_timeout();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let c = &self.config.cluster;
+        let grace = Duration::from_millis(c.election_rtt * c.rtt_ms).min(session);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut leader_since: Option<Instant> = None;
         loop {
             tick.tick().await;
@@ -240,9 +242,11 @@ impl Broker {
                 leader_since = None;
                 continue;
             }
+            // A new controller gives every voter one election timeout to answer its first
+            // heartbeats (live ones answer within a round trip) before judging silence.
             let since = *leader_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < session {
-                continue; // give every voter a chance to answer the new leader
+            if since.elapsed() < grace {
+                continue;
             }
             let quorum = self.metadata.quorum();
             let image = self.metadata.image();
