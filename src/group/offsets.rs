@@ -171,9 +171,8 @@ pub fn write(
         .log()
         .append(&batch, &headers, leader_epoch, now)
         .map_err(|e| StoreError::Write(e.to_string()))?;
-    replication::after_leader_append(&hosted, &role);
+    replication::after_leader_append(&hosted, &role, info.last_offset + 1);
     drop(role);
-    hosted.notify_appended();
     Ok(Some(Written {
         partition: hosted,
         leader_epoch,

@@ -148,8 +148,10 @@ pub async fn handle(
                     partition
                         .log()
                         .append(&records, &headers, state.leader_epoch, now_ms());
-                if appended.is_ok() {
-                    replication::after_leader_append(&partition, &role);
+                if let Ok(info) = appended.as_ref() {
+                    if !info.duplicate {
+                        replication::after_leader_append(&partition, &role, info.last_offset + 1);
+                    }
                 }
                 appended.map(|info| (info, state.leader_epoch))
             };
@@ -163,8 +165,6 @@ pub async fn handle(
                             base_offset = info.base_offset,
                             "answered a retried idempotent batch with its original offsets"
                         );
-                    } else {
-                        partition.notify_appended();
                     }
                     if acks == -1 {
                         commits.push(PendingCommit {

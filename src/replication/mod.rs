@@ -288,8 +288,13 @@ impl ReplicaManager {
 
 /// On the leader: recomputes the high watermark from the followers' progress and publishes
 /// it (it never goes down while this broker leads).
-fn refresh_watermark(p: &Partition, s: &LeaderState) {
+fn refresh_watermark(p: &Partition, s: &LeaderState) -> bool {
     let leader_end = p.log().log_end_offset();
+    refresh_watermark_at(p, s, leader_end)
+}
+
+/// [`refresh_watermark`] with the leader's log end already known; whether it advanced.
+fn refresh_watermark_at(p: &Partition, s: &LeaderState, leader_end: i64) -> bool {
     let current = p.high_watermark().min(leader_end);
     let offset = s
         .high_watermark(leader_end)
@@ -297,14 +302,20 @@ fn refresh_watermark(p: &Partition, s: &LeaderState) {
     p.publish_watermark(Watermark {
         offset,
         leader_epoch: Some(s.leader_epoch),
-    });
+    })
 }
 
-/// After an append on the leader (under the replica lock): advances the high watermark when
-/// no follower holds it back.
-pub fn after_leader_append(p: &Partition, role: &ReplicaRole) {
-    if let ReplicaRole::Leader(s) = role {
-        refresh_watermark(p, s);
+/// After an append on the leader (under the replica lock) that moved its log end to
+/// `leader_end`: advances the high watermark when no follower holds it back, and wakes the
+/// fetches waiting on the partition once (followers for the data, consumers for the
+/// watermark).
+pub fn after_leader_append(p: &Partition, role: &ReplicaRole, leader_end: i64) {
+    let advanced = match role {
+        ReplicaRole::Leader(s) => refresh_watermark_at(p, s, leader_end),
+        _ => false,
+    };
+    if !advanced {
+        p.notify_appended();
     }
 }
 
@@ -318,6 +329,10 @@ pub async fn wait_for_high_watermark(
     end: i64,
     deadline: tokio::time::Instant,
 ) -> Result<(), ResponseError> {
+    let now = p.watermark();
+    if now.offset >= end {
+        return Ok(()); // committed already (always so with the leader as the only replica)
+    }
     let mut rx = p.subscribe_watermark();
     let reached = tokio::time::timeout_at(deadline, async {
         rx.wait_for(|w| w.offset >= end || w.leader_epoch != Some(leader_epoch))
