@@ -12,9 +12,13 @@
 //! Such a value is either a plain field (a timeout, `max_bytes`) or a length that cannot be
 //! genuine: every array element, string byte and tagged field takes at least one byte. To
 //! tell the two apart without ever allocating for it, [`decode_guarded`] decodes twice with
-//! the suspicious values replaced by two different small numbers and compares where every
-//! read happened. A plain field does not change the shape of the decode; a length does.
-//! Only when the shape is unchanged is the frame decoded for real, with its real values.
+//! the suspicious values replaced, and compares where every read happened: once by the
+//! smallest value (an empty array), once by the largest the remaining bytes could back
+//! (capped, at least one element). A plain field does not change the shape of the decode; a
+//! length does, because the second pass reads at least one more element for it and so
+//! makes more reads before the message ends (a single extra element whose one-byte reads
+//! line up with the fields after it can look like no change at all: the fuzzer found
+//! that). Only when the shape is unchanged is the frame decoded for real.
 //!
 //! Invariant: the real decode runs only when every suspicious value has been shown to be a
 //! plain field, so every allocation it makes is bounded by the frame size.
@@ -39,11 +43,35 @@ pub enum GuardError {
     Malformed(String),
 }
 
-/// What one guarded pass puts in place of a suspicious `int32` and a suspicious varint.
-#[derive(Clone, Copy)]
-struct Substitute {
-    int32: i32,
-    varint: u32,
+/// The most elements a substituted length may claim (so a pass allocates little).
+const SUBSTITUTE_CAP: usize = 4096;
+
+/// What one guarded pass puts in place of a suspicious `int32` or varint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Substitute {
+    /// Zero (`int32`) and one, an empty compact array (varint).
+    Smallest,
+    /// As many as the bytes left could back (at least one element more than `Smallest`),
+    /// capped at [`SUBSTITUTE_CAP`].
+    Largest,
+}
+
+impl Substitute {
+    fn int32(self, backing: usize) -> i32 {
+        match self {
+            Substitute::Smallest => 0,
+            Substitute::Largest => backing.clamp(1, SUBSTITUTE_CAP) as i32,
+        }
+    }
+
+    /// A compact length is stored as length + 1. Always below the value it replaces (which
+    /// exceeded `backing + 1` and 64), so it fits in the same number of varint bytes.
+    fn varint(self, backing: usize) -> u32 {
+        match self {
+            Substitute::Smallest => 1,
+            Substitute::Largest => (backing + 1).clamp(2, SUBSTITUTE_CAP) as u32,
+        }
+    }
 }
 
 /// A [`ByteBuf`] over the frame that flags (and optionally substitutes) length-like values
@@ -104,12 +132,15 @@ impl GuardedBuf {
     }
 }
 
-/// Encodes `value` (< 128) as an unsigned varint padded to exactly `len` bytes.
+/// Encodes `value` (which fits in `7 * len` bits) as an unsigned varint of exactly `len`
+/// bytes: seven bits per byte, the continuation bit on all but the last.
 fn padded_varint(value: u32, len: usize) -> [u8; 5] {
     let mut out = [0u8; 5];
-    out[0] = (value & 0x7f) as u8;
-    for byte in out.iter_mut().take(len - 1) {
-        *byte |= 0x80;
+    for (i, byte) in out.iter_mut().enumerate().take(len) {
+        *byte = ((value >> (7 * i)) & 0x7f) as u8;
+        if i + 1 < len {
+            *byte |= 0x80;
+        }
     }
     out
 }
@@ -154,7 +185,7 @@ impl Buf for GuardedBuf {
                 if value > HARMLESS_VARINT && value as usize > backing + 1 {
                     self.suspicious = true;
                     {
-                        let varint = self.substitute.varint;
+                        let varint = self.substitute.varint(backing);
                         let encoded = padded_varint(varint, len);
                         // Hand out encoded[1..len] on the next reads, right-aligned.
                         let mut pending = [0u8; 5];
@@ -187,7 +218,7 @@ impl Buf for GuardedBuf {
         self.inner.advance(4);
         if value > HARMLESS_INT32 && value as usize > self.inner.len() {
             self.suspicious = true;
-            return Ok(self.substitute.int32);
+            return Ok(self.substitute.int32(self.inner.len()));
         }
         Ok(value)
     }
@@ -217,14 +248,8 @@ fn decode_pass<T: Decodable>(
 /// Decodes `T` at `version` from `body`, refusing any frame in which a length claims more
 /// bytes than the frame holds. Returns the message and the number of bytes left over.
 pub fn decode_guarded<T: Decodable>(body: &Bytes, version: i16) -> Result<(T, usize), GuardError> {
-    const PASS_A: Substitute = Substitute {
-        int32: 0,
-        varint: 1,
-    };
-    const PASS_B: Substitute = Substitute {
-        int32: 1,
-        varint: 2,
-    };
+    const PASS_A: Substitute = Substitute::Smallest;
+    const PASS_B: Substitute = Substitute::Largest;
     let (a, suspicious, shape_a, left) = decode_pass::<T>(body, version, PASS_A);
     if !suspicious {
         // Nothing was substituted: this is the real decode.

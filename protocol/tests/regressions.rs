@@ -53,6 +53,16 @@ fn five_byte_varint_without_terminator_is_a_length_too() {
 /// The same bug, found by the sweep below in a real client frame: the Java consumer's
 /// ListOffsets v7 with one byte overwritten, so that the `-1` replica id and timestamp
 /// that follow are read as the partitions' compact array length.
+/// fuzz artifact `oom-325c25446824a59590f21618b6f3397886d9534f` (decode_request, CI run
+/// of 2026-11-28): libFuzzer out-of-memory, `malloc(9814662000)`, Metadata v9.
+#[test]
+fn metadata_v9_four_byte_topic_count() {
+    assert_length_refused(
+        b"\x00\x03\x00\x09\x00\x00\x00\x00\x00\x00\x00\xff\xfe\xff\x40\x00\x00\xff\xff\xff\x00\x00\x00",
+        "metadata v9 topic count 0x40ff7fff",
+    );
+}
+
 #[test]
 fn five_byte_varint_from_minus_one_fields() {
     assert_length_refused(
