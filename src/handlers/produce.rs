@@ -80,7 +80,8 @@ pub async fn handle(
                 ));
                 continue;
             };
-            let (leader_epoch, partition) = match led_here(broker, &image, name, index) {
+            // The leader epoch appended under is the replica role's, read under its lock.
+            let (_, partition) = match led_here(broker, &image, name, index) {
                 Ok(found) => found,
                 Err(e) => {
                     partitions.push(partition_error(index, e.code(), None));
@@ -155,7 +156,6 @@ pub async fn handle(
                 }
                 appended.map(|info| (info, state.leader_epoch))
             };
-            let _ = leader_epoch;
             match appended {
                 Ok((info, epoch)) => {
                     if info.duplicate {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+use protocol::guard::decode_guarded;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -130,20 +131,24 @@ impl Connection {
         }
         let mut body = BytesMut::zeroed(size as usize);
         self.stream.read_exact(&mut body).await.map_err(io)?;
-        let mut body = body.freeze();
+        let body = body.freeze();
+        // Guarded like requests: a response is network input too, and kafka-protocol sizes
+        // allocations from the lengths it reads.
         let api = ApiKey::try_from(R::KEY).map_err(|_| protocol_error("unknown api key".into()))?;
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .map_err(|e| protocol_error(format!("bad response header: {e}")))?;
+        let (header, left) =
+            decode_guarded::<ResponseHeader>(&body, api.response_header_version(version))
+                .map_err(|e| protocol_error(format!("bad response header: {e}")))?;
         if header.correlation_id != correlation_id {
             return Err(protocol_error(format!(
                 "correlation id {} does not match the request's {correlation_id}",
                 header.correlation_id
             )));
         }
-        let response = R::Response::decode(&mut body, version)
-            .map_err(|e| protocol_error(format!("bad response body: {e}")))?;
-        if body.has_remaining() {
-            tracing::debug!(addr = %self.addr, left = body.remaining(), "response had trailing bytes");
+        let (response, left) =
+            decode_guarded::<R::Response>(&body.slice(body.len() - left..), version)
+                .map_err(|e| protocol_error(format!("bad response body: {e}")))?;
+        if left > 0 {
+            tracing::debug!(addr = %self.addr, left, "response had trailing bytes");
         }
         Ok(response)
     }

@@ -211,7 +211,7 @@ impl Fetcher {
 
     /// Truncates each partition to where its latest local epoch ends on the leader.
     async fn truncate(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
-        let mut asked = Vec::new();
+        let mut asked: HashMap<Key, i32> = HashMap::new();
         let mut by_topic: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
             let Some(p) = broker.partitions.get(topic, *index) else {
@@ -228,7 +228,7 @@ impl Fetcher {
                     .with_current_leader_epoch(*epoch)
                     .with_leader_epoch(latest),
             );
-            asked.push(((topic.clone(), *index), *epoch));
+            asked.insert((topic.clone(), *index), *epoch);
         }
         if asked.is_empty() {
             return Ok(());
@@ -258,7 +258,7 @@ impl Fetcher {
             let topic = t.topic.0.to_string();
             for r in t.partitions {
                 let key = (topic.clone(), r.partition);
-                let Some((_, epoch)) = asked.iter().find(|(k, _)| *k == key) else {
+                let Some(epoch) = asked.get(&key) else {
                     continue;
                 };
                 let Some(p) = broker.partitions.get(&topic, r.partition) else {
@@ -277,6 +277,7 @@ impl Fetcher {
 
     /// One fetch of every ready partition; appends what came back.
     async fn fetch(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
+        let epochs: HashMap<&Key, i32> = items.iter().map(|(k, e)| (k, *e)).collect();
         let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
             let Some(p) = broker.partitions.get(topic, *index) else {
@@ -328,7 +329,7 @@ impl Fetcher {
             let topic = t.topic.0.to_string();
             for r in t.partitions {
                 let key = (topic.clone(), r.partition_index);
-                let Some((_, epoch)) = items.iter().find(|(k, _)| *k == key) else {
+                let Some(epoch) = epochs.get(&key) else {
                     continue;
                 };
                 let Some(p) = broker.partitions.get(&topic, r.partition_index) else {

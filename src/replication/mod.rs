@@ -61,30 +61,34 @@ const ISR_CHANGE_RETRY: Duration = Duration::from_secs(1);
 /// Starts and stops the follower fetchers (one per leader broker) as roles change.
 pub struct ReplicaManager {
     node_id: i32,
-    broker: OnceLock<Weak<Broker>>,
+    attached: OnceLock<Attached>,
     fetchers: Mutex<HashMap<i32, fetcher::FetcherHandle>>,
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
+}
+
+/// The broker the manager serves and the runtime its tasks run on, known after `attach`.
+struct Attached {
+    broker: Weak<Broker>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl ReplicaManager {
     pub fn new(node_id: i32) -> ReplicaManager {
         ReplicaManager {
             node_id,
-            broker: OnceLock::new(),
+            attached: OnceLock::new(),
             fetchers: Mutex::new(HashMap::new()),
-            runtime: Mutex::new(None),
         }
     }
 
-    /// Connects the manager to its broker once the broker exists; fetchers start only after.
+    /// Connects the manager to its broker once the broker exists (called on the runtime);
+    /// fetchers start and ISR changes are proposed only after.
     pub fn attach(&self, broker: &Arc<Broker>) {
-        let _ = self.broker.set(Arc::downgrade(broker));
-        *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) =
-            tokio::runtime::Handle::try_current().ok();
-    }
-
-    fn broker(&self) -> Option<Arc<Broker>> {
-        self.broker.get().and_then(Weak::upgrade)
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let _ = self.attached.set(Attached {
+                broker: Arc::downgrade(broker),
+                runtime,
+            });
+        }
     }
 
     /// Brings every hosted partition's role in line with `image`: takes over leadership
@@ -154,12 +158,7 @@ impl ReplicaManager {
                 });
             }
         }
-        let runtime = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let (Some(runtime), Some(weak)) = (runtime, self.broker.get()) else {
+        let Some(Attached { broker, runtime }) = self.attached.get() else {
             return changed; // not attached yet: the first reconcile after `attach` starts fetchers
         };
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,7 +171,7 @@ impl ReplicaManager {
         });
         for (leader, targets) in wanted {
             let f = fetchers.entry(leader).or_insert_with(|| {
-                fetcher::FetcherHandle::spawn(&runtime, weak.clone(), self.node_id, leader)
+                fetcher::FetcherHandle::spawn(runtime, broker.clone(), self.node_id, leader)
             });
             f.assign(targets);
         }
@@ -225,7 +224,10 @@ impl ReplicaManager {
 
     /// Proposes `isr` for a partition led here (at most one change in flight).
     fn propose_isr(&self, p: &Partition, s: &mut LeaderState, isr: Vec<i32>, now: Instant) {
-        let Some(broker) = self.broker() else {
+        let Some(Attached { broker, runtime }) = self.attached.get() else {
+            return;
+        };
+        let Some(broker) = broker.upgrade() else {
             return;
         };
         s.pending_isr_change = Some(now);
@@ -238,27 +240,17 @@ impl ReplicaManager {
             isr: isr.clone(),
         };
         let (topic, index, old) = (p.topic.clone(), p.index, s.isr.clone());
-        let spawned = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|rt| {
-                rt.spawn(async move {
-                    match broker.metadata.propose(command).await {
-                        Ok(_) => {
-                            tracing::info!(topic, partition = index, from = ?old, to = ?isr, "ISR changed");
-                            broker.sync_partitions_quietly();
-                        }
-                        Err(e) => {
-                            tracing::info!(topic, partition = index, error = %e, "ISR change not taken")
-                        }
-                    }
-                })
-            });
-        if spawned.is_none() {
-            s.pending_isr_change = None;
-        }
+        runtime.spawn(async move {
+            match broker.metadata.propose(command).await {
+                Ok(_) => {
+                    tracing::info!(topic, partition = index, from = ?old, to = ?isr, "ISR changed");
+                    broker.sync_partitions_quietly();
+                }
+                Err(e) => {
+                    tracing::info!(topic, partition = index, error = %e, "ISR change not taken")
+                }
+            }
+        });
     }
 
     /// On the leader, every tick: drops out-of-sync followers from the ISR, and forgets ISR
