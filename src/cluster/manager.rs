@@ -447,6 +447,22 @@ impl Manager {
         }
     }
 
+    /// Fault injection (tests): cuts this node's Raft traffic in both directions, or
+    /// restores it. The Kafka listener is not affected.
+    pub fn set_cut_off(&self, cut: bool) {
+        tracing::info!(
+            node_id = self.judge.id,
+            cut,
+            "Raft traffic cut off (fault injection)"
+        );
+        self.node.set_cut_off(cut);
+    }
+
+    /// Makes this node start an election now (a voter with an up-to-date log wins it).
+    pub async fn campaign(&self) -> Result<(), ClusterError> {
+        self.node.campaign().await
+    }
+
     /// Stops the Raft node and its listener. Idempotent.
     pub async fn shutdown(&self) {
         if self.stopped.swap(true, Ordering::SeqCst) {

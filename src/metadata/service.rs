@@ -67,6 +67,17 @@ impl Metadata {
         self.raft.is_leader()
     }
 
+    /// Fault injection for tests: drops every Raft message to and from this node (`true`),
+    /// as a network partition of its Raft port would, or lets them through again (`false`).
+    pub fn cut_off_raft(&self, cut: bool) {
+        self.raft.set_cut_off(cut);
+    }
+
+    /// Makes this node start a Raft election now (tests that need a given controller).
+    pub async fn campaign(&self) -> Result<(), ClusterError> {
+        self.raft.campaign().await
+    }
+
     /// Stops the Raft node (clean shutdown).
     pub async fn shutdown(&self) {
         self.raft.shutdown().await;

@@ -15,6 +15,7 @@
 //! Invariant: no pool lock is held across an `.await`; timeouts bound every RPC.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,9 @@ pub struct Pool {
     connect_timeout: Duration,
     idle: Mutex<HashMap<(NodeId, String), Vec<TcpStream>>>,
     contacts: Mutex<HashMap<NodeId, Instant>>,
+    /// Fault injection: while set, no request leaves this node (shared with the server,
+    /// which drops every request that arrives), as if its Raft port were cut off.
+    cut_off: Arc<AtomicBool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,12 +95,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     /// A pool for node `me`; connecting gives up after `connect_timeout`.
-    pub fn new(me: NodeId, connect_timeout: Duration) -> Pool {
+    pub fn new(me: NodeId, connect_timeout: Duration, cut_off: Arc<AtomicBool>) -> Pool {
         Pool {
             me,
             connect_timeout,
             idle: Mutex::new(HashMap::new()),
             contacts: Mutex::new(HashMap::new()),
+            cut_off,
         }
     }
 
@@ -150,6 +155,14 @@ impl Pool {
         timeout: Duration,
         fresh: bool,
     ) -> Result<RpcResponse, CallError> {
+        if self.cut_off.load(Ordering::SeqCst) {
+            self.clear();
+            return Err(CallError::Unreachable {
+                target,
+                addr: addr.to_string(),
+                reason: "this node is cut off from its peers (fault injection)".into(),
+            });
+        }
         let frame = wire::encode(&RequestEnvelope {
             to: target,
             from: self.me,

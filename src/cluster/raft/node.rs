@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,6 +160,8 @@ pub struct RaftNode {
     id: NodeId,
     raft: Raft,
     pool: Arc<Pool>,
+    /// Fault injection: drop every Raft message to and from this node.
+    cut_off: Arc<AtomicBool>,
     images: watch::Receiver<AppliedImage>,
     shutdown: watch::Sender<bool>,
     server: Mutex<Option<JoinHandle<()>>>,
@@ -212,7 +215,12 @@ impl RaftNode {
         })??;
         let images = state_machine.subscribe();
 
-        let pool = Arc::new(Pool::new(opts.node_id, opts.election_timeout));
+        let cut_off = Arc::new(AtomicBool::new(false));
+        let pool = Arc::new(Pool::new(
+            opts.node_id,
+            opts.election_timeout,
+            cut_off.clone(),
+        ));
         // After a peer was unreachable, try it again within one election timeout.
         let network = NetworkFactory::new(
             pool.clone(),
@@ -231,6 +239,7 @@ impl RaftNode {
                 listener,
                 raft.clone(),
                 opts.node_id,
+                cut_off.clone(),
                 shutdown_rx,
             )));
         }
@@ -238,6 +247,7 @@ impl RaftNode {
             id: opts.node_id,
             raft,
             pool,
+            cut_off,
             images,
             shutdown,
             server: Mutex::new(server),
@@ -330,6 +340,20 @@ impl RaftNode {
     /// When each peer last answered this node.
     pub fn last_contacts(&self) -> HashMap<NodeId, Instant> {
         self.pool.last_contacts()
+    }
+
+    /// Fault injection (tests): with `cut` set, this node sends no Raft message and answers
+    /// none, as a network partition of its Raft port would; unset, traffic resumes.
+    pub fn set_cut_off(&self, cut: bool) {
+        self.cut_off.store(cut, Ordering::SeqCst);
+        if cut {
+            self.pool.clear();
+        }
+    }
+
+    /// Starts an election on this node now, as its election timeout would.
+    pub async fn campaign(&self) -> Result<(), ClusterError> {
+        self.raft.trigger().elect().await.map_err(stopped)
     }
 
     /// Appends `command` through this node, which must be the leader; returns once the leader

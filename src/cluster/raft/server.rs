@@ -10,6 +10,9 @@
 //! shutdown (the watch flips to `true` or its sender is dropped) stops the accept loop, which
 //! drops the listener, and every connection task.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
@@ -23,8 +26,15 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Serves peers until `shutdown` fires.
-pub async fn serve(listener: TcpListener, raft: Raft, me: NodeId, shutdown: watch::Receiver<bool>) {
+/// Serves peers until `shutdown` fires. While `cut_off` is set (fault injection), every
+/// connection is closed before its request is acted on, as if the port were unreachable.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    me: NodeId,
+    cut_off: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {
@@ -32,7 +42,7 @@ pub async fn serve(listener: TcpListener, raft: Raft, me: NodeId, shutdown: watc
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "Raft peer connected");
-                    tokio::spawn(connection(stream, raft.clone(), me, shutdown.clone()));
+                    tokio::spawn(connection(stream, raft.clone(), me, cut_off.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: wait instead of spinning.
@@ -49,6 +59,7 @@ async fn connection(
     stream: TcpStream,
     raft: Raft,
     me: NodeId,
+    cut_off: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -66,6 +77,9 @@ async fn connection(
                 }
             },
         };
+        if cut_off.load(Ordering::SeqCst) {
+            return;
+        }
         let response = tokio::select! {
             _ = stopping(&mut shutdown) => return,
             r = handle(&raft, me, request) => r,
