@@ -114,8 +114,43 @@ impl Broker {
                     .collect();
                 PartitionAssignment {
                     leader: replicas[0],
+                    isr: Some(replicas.clone()),
                     replicas,
                 }
+            })
+            .collect()
+    }
+
+    /// The client's replica assignment (CreateTopics `assignments`): each partition starts
+    /// with its live replicas in sync, led by the first of them, as in Kafka; a partition
+    /// whose replicas are all fenced is refused.
+    fn assign_explicitly(
+        image: &crate::metadata::MetadataImage,
+        assignment: Vec<Vec<i32>>,
+    ) -> Result<Vec<PartitionAssignment>, AdminError> {
+        assignment
+            .into_iter()
+            .enumerate()
+            .map(|(i, replicas)| {
+                let isr: Vec<i32> = replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| image.is_live(*r))
+                    .collect();
+                let Some(&leader) = isr.first() else {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "all brokers of the replica assignment {replicas:?} of partition {i} \
+                             are fenced; assign live brokers"
+                        ),
+                    ));
+                };
+                Ok(PartitionAssignment {
+                    leader,
+                    replicas,
+                    isr: Some(isr),
+                })
             })
             .collect()
     }
@@ -143,7 +178,7 @@ impl Broker {
 
     /// [`create_topic`](Self::create_topic), with the replicas of each partition given by
     /// the client (CreateTopics `assignments`, `kafka-topics --replica-assignment`) when
-    /// `assignment` is set: the first replica leads.
+    /// `assignment` is set: the first live replica leads.
     pub async fn create_topic_placed(
         &self,
         name: &str,
@@ -198,13 +233,7 @@ impl Broker {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
             partitions: match assignment {
-                Some(replicas) => replicas
-                    .into_iter()
-                    .map(|replicas| PartitionAssignment {
-                        leader: replicas[0],
-                        replicas,
-                    })
-                    .collect(),
+                Some(replicas) => Self::assign_explicitly(&image, replicas)?,
                 None => self.assign(0, partitions, replication_factor as i32),
             },
             configs,
@@ -443,5 +472,36 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn an_explicit_assignment_starts_with_its_live_replicas_in_sync() {
+        let mut image = crate::metadata::MetadataImage::default();
+        for id in 1..=3 {
+            image
+                .apply(&MetadataCommand::RegisterBroker {
+                    id,
+                    host: "h".into(),
+                    port: 9091 + id as u16,
+                })
+                .unwrap();
+        }
+        image
+            .apply(&MetadataCommand::FenceBroker { id: 1 })
+            .unwrap();
+        let placed = Broker::assign_explicitly(&image, vec![vec![1, 2, 3], vec![3, 1]]).unwrap();
+        assert_eq!(
+            (placed[0].leader, placed[0].isr.clone()),
+            (2, Some(vec![2, 3]))
+        );
+        assert_eq!(
+            (placed[1].leader, placed[1].isr.clone()),
+            (3, Some(vec![3]))
+        );
+        image
+            .apply(&MetadataCommand::FenceBroker { id: 3 })
+            .unwrap();
+        let refused = Broker::assign_explicitly(&image, vec![vec![3, 1]]).unwrap_err();
+        assert_eq!(refused.error, ResponseError::InvalidReplicaAssignment);
     }
 }

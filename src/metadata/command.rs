@@ -14,6 +14,11 @@ use uuid::Uuid;
 pub struct PartitionAssignment {
     pub leader: i32,
     pub replicas: Vec<i32>,
+    /// The initial in-sync replicas: the replicas that were live when it was placed (as
+    /// Kafka does, so a fenced broker never starts in an ISR it has not caught up with).
+    /// Absent in commands written before it existed, which meant every replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isr: Option<Vec<i32>>,
 }
 
 /// One change to the metadata image.

@@ -119,7 +119,7 @@ fn partition_of(a: &PartitionAssignment) -> PartitionImage {
         leader: a.leader,
         leader_epoch: 0,
         replicas: a.replicas.clone(),
-        isr: a.replicas.clone(),
+        isr: a.isr.clone().unwrap_or_else(|| a.replicas.clone()),
         partition_epoch: 0,
     }
 }
@@ -448,7 +448,8 @@ mod tests {
             partitions: vec![
                 PartitionAssignment {
                     leader: 1,
-                    replicas: vec![1]
+                    replicas: vec![1],
+                    isr: None,
                 };
                 n
             ],
@@ -544,6 +545,7 @@ mod tests {
                 partitions: vec![PartitionAssignment {
                     leader: 1,
                     replicas: vec![1, 2, 3],
+                    isr: None,
                 }],
                 configs,
             })
