@@ -229,7 +229,7 @@ impl Broker {
 
     /// On the controller (the Raft leader): fences brokers whose Raft node stopped
     /// answering, and unfences them when they answer again. Every broker is a Raft voter, so
-    /// Raft's own heartbeats are the liveness signal.
+    /// Raft's own heartbeats are the liveness signal. See [`liveness_changes`].
     async fn watch_broker_liveness(self: Arc<Self>) {
         let session = self.broker_session_timeout();
         let c = &self.config.cluster;
@@ -245,29 +245,26 @@ impl Broker {
             // A new controller gives every voter one election timeout to answer its first
             // heartbeats (live ones answer within a round trip) before judging silence.
             let since = *leader_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < grace {
-                continue;
-            }
-            let quorum = self.metadata.quorum();
+            let judge_others = since.elapsed() >= grace;
             let image = self.metadata.image();
-            for b in image.brokers.values() {
-                if b.id == self.node_id {
-                    continue;
-                }
-                let contact = quorum
-                    .voters
-                    .iter()
-                    .find(|v| v.id == b.id as u64)
-                    .and_then(|v| v.last_contact_ms);
-                let silent = contact.is_none_or(|ms| ms > session.as_millis() as u64);
-                let command = match (silent, b.fenced) {
-                    (true, false) => MetadataCommand::FenceBroker { id: b.id },
-                    (false, true) => MetadataCommand::UnfenceBroker { id: b.id },
+            let quorum = self.metadata.quorum();
+            for command in liveness_changes(&image, &quorum, self.node_id, session, judge_others) {
+                let (id, fenced) = match &command {
+                    MetadataCommand::FenceBroker { id } => (*id, true),
+                    MetadataCommand::UnfenceBroker { id } => (*id, false),
                     _ => continue,
                 };
-                tracing::info!(broker = b.id, fenced = silent, "broker liveness changed");
+                if id == self.node_id {
+                    tracing::info!(
+                        broker = id,
+                        "this controller was fenced: clearing its own fence"
+                    );
+                } else {
+                    tracing::info!(broker = id, fenced, "broker liveness changed");
+                }
                 if let Err(e) = self.metadata.propose(command).await {
-                    tracing::warn!(broker = b.id, error = %e, "cannot record broker liveness");
+                    tracing::warn!(broker = id, error = %e, "cannot record broker liveness");
+                    break;
                 }
             }
         }
@@ -377,9 +374,182 @@ impl Broker {
     }
 }
 
+/// What controller `me` records about broker liveness, in order.
+///
+/// First its own fence: a controller serving an image in which it is fenced (it was fenced
+/// by an earlier controller while it was paused or cut off, then won an election) clears it
+/// before anything else, since every election it makes picks only live replicas and it is
+/// alive; until that is applied it judges nobody else. Then, once `judge_others` (the new
+/// controller's grace passed), each other broker whose Raft node has not answered this
+/// leader for longer than `session` is fenced, and each fenced one that answers again is
+/// unfenced (which also gives it back the offline partitions whose last in-sync replica it
+/// is).
+pub fn liveness_changes(
+    image: &crate::metadata::MetadataImage,
+    quorum: &crate::cluster::QuorumInfo,
+    me: i32,
+    session: Duration,
+    judge_others: bool,
+) -> Vec<MetadataCommand> {
+    if image.brokers.get(&me).is_some_and(|b| b.fenced) {
+        return vec![MetadataCommand::UnfenceBroker { id: me }];
+    }
+    if !judge_others {
+        return Vec::new();
+    }
+    let session_ms = u64::try_from(session.as_millis()).unwrap_or(u64::MAX);
+    image
+        .brokers
+        .values()
+        .filter(|b| b.id != me)
+        .filter_map(|b| {
+            let contact = quorum
+                .voters
+                .iter()
+                .find(|v| i64::try_from(v.id).is_ok_and(|id| id == i64::from(b.id)))
+                .and_then(|v| v.last_contact_ms);
+            let silent = contact.is_none_or(|ms| ms > session_ms);
+            match (silent, b.fenced) {
+                (true, false) => Some(MetadataCommand::FenceBroker { id: b.id }),
+                (false, true) => Some(MetadataCommand::UnfenceBroker { id: b.id }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cluster::{QuorumInfo, VoterInfo};
+    use crate::metadata::MetadataImage;
+
+    fn image_with(fenced: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in 1..=3 {
+            image
+                .apply(&MetadataCommand::RegisterBroker {
+                    id,
+                    host: "h".into(),
+                    port: 9091 + id as u16,
+                })
+                .unwrap();
+        }
+        for id in fenced {
+            image
+                .apply(&MetadataCommand::FenceBroker { id: *id })
+                .unwrap();
+        }
+        image
+    }
+
+    fn quorum(contacts: &[(u64, Option<u64>)]) -> QuorumInfo {
+        QuorumInfo {
+            leader_id: Some(1),
+            term: 4,
+            commit_index: Some(10),
+            voters: contacts
+                .iter()
+                .map(|&(id, last_contact_ms)| VoterInfo {
+                    id,
+                    matched_index: Some(10),
+                    last_contact_ms,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_fenced_controller_clears_its_own_fence_before_judging_anyone() {
+        let session = Duration::from_secs(3);
+        // Broker 2 has been silent for 9 s, but this controller (1) is itself fenced.
+        let image = image_with(&[1]);
+        let q = quorum(&[(1, Some(0)), (2, Some(9_000)), (3, Some(50))]);
+        assert_eq!(
+            liveness_changes(&image, &q, 1, session, true),
+            vec![MetadataCommand::UnfenceBroker { id: 1 }]
+        );
+        // Also during the new controller's grace.
+        assert_eq!(
+            liveness_changes(&image, &q, 1, session, false),
+            vec![MetadataCommand::UnfenceBroker { id: 1 }]
+        );
+        // Once its fence is cleared, the silent broker is fenced.
+        let image = image_with(&[]);
+        assert_eq!(
+            liveness_changes(&image, &q, 1, session, true),
+            vec![MetadataCommand::FenceBroker { id: 2 }]
+        );
+        assert!(liveness_changes(&image, &q, 1, session, false).is_empty());
+    }
+
+    #[test]
+    fn silent_brokers_are_fenced_and_answering_ones_unfenced() {
+        let session = Duration::from_secs(3);
+        let image = image_with(&[3]);
+        // 2 never answered this leader; 3 (fenced) answers again.
+        let q = quorum(&[(1, Some(0)), (2, None), (3, Some(20))]);
+        assert_eq!(
+            liveness_changes(&image, &q, 1, session, true),
+            vec![
+                MetadataCommand::FenceBroker { id: 2 },
+                MetadataCommand::UnfenceBroker { id: 3 }
+            ]
+        );
+        // Silence up to the session timeout is not a reason to fence.
+        let q = quorum(&[(1, Some(0)), (2, Some(3_000)), (3, Some(3_001))]);
+        assert!(liveness_changes(&image_with(&[]), &q, 1, session, true)
+            .contains(&MetadataCommand::FenceBroker { id: 3 }));
+        assert_eq!(
+            liveness_changes(&image_with(&[]), &q, 1, session, true).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_offline_partition_returns_when_the_fenced_controller_clears_its_fence() {
+        use crate::metadata::image::NO_LEADER;
+        use crate::metadata::PartitionAssignment;
+        // Replicas [3, 1, 2]: 2 left the ISR earlier, 3 (fenced while paused as controller)
+        // is the last in-sync replica once 1 is fenced.
+        let mut image = image_with(&[]);
+        image
+            .apply(&MetadataCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: uuid::Uuid::new_v4(),
+                partitions: vec![PartitionAssignment {
+                    leader: 1,
+                    replicas: vec![1, 3, 2],
+                    isr: None,
+                }],
+                configs: Default::default(),
+            })
+            .unwrap();
+        image
+            .apply(&MetadataCommand::FenceBroker { id: 2 })
+            .unwrap();
+        image
+            .apply(&MetadataCommand::FenceBroker { id: 3 })
+            .unwrap();
+        image
+            .apply(&MetadataCommand::FenceBroker { id: 1 })
+            .unwrap();
+        image
+            .apply(&MetadataCommand::UnfenceBroker { id: 2 })
+            .unwrap();
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
+        // Broker 1 wins the next election while fenced: its first command clears its fence,
+        // and the partition whose last in-sync replica it is comes back under it.
+        let q = quorum(&[(1, Some(0)), (2, Some(10)), (3, Some(10))]);
+        for command in liveness_changes(&image.clone(), &q, 1, Duration::from_secs(3), true) {
+            image.apply(&command).unwrap();
+        }
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+        assert!(image.is_live(1));
+    }
 
     #[test]
     fn cluster_ids_look_like_kafka_ones() {
