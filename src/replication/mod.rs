@@ -212,14 +212,24 @@ impl ReplicaManager {
         }
         s.record_fetch(replica, fetch_offset, leader_end, now);
         refresh_watermark(p, s);
-        // Only the follower fetching now is judged: its offset is fresh.
+        // Only the follower fetching now is judged: its offset is fresh. A fenced broker is
+        // not eligible (Kafka's isReplicaIsrEligible): the change would be refused, and while
+        // it waits for its retry no live follower could join.
         let joins = s.ready_to_join(p.high_watermark()).contains(&replica);
-        if joins && s.pending_isr_change.is_none() {
+        if joins && s.pending_isr_change.is_none() && self.is_live(replica) {
             let mut isr = s.isr.clone();
             isr.push(replica);
             self.propose_isr(p, s, isr, now);
         }
         Ok(())
+    }
+
+    /// Whether broker `id` is registered and not fenced in the current metadata.
+    fn is_live(&self, id: i32) -> bool {
+        self.attached
+            .get()
+            .and_then(|a| a.broker.upgrade())
+            .is_some_and(|b| b.metadata.image().is_live(id))
     }
 
     /// Proposes `isr` for a partition led here (at most one change in flight).
