@@ -2,6 +2,8 @@
 //! that speaks raw Kafka frames through the kafka-protocol crate.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
