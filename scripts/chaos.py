@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Chaos test: acks=all writes survive kill -9 of partition leaders.
+"""Chaos test: acks=all writes survive kill -9 (or SIGSTOP) of partition leaders.
 
 The promise under test: a topic with replication factor 3 and min.insync.replicas 2 keeps
 accepting acks=all writes while a partition leader is kill -9ed, and every acknowledged
-record can be read back exactly once, in order.
+record can be read back exactly once, in order. With --fault pause: the cluster comes back
+(every partition has a leader again, no broker stays fenced) after nodes, the controller
+among them, are frozen long enough to be fenced, one after the other.
 
 What it does:
   1. builds the broker (unless --no-build) and starts a private three-node cluster in
@@ -25,13 +27,43 @@ What it does:
      the record it was acknowledged for, and writes were acknowledged while each killed
      node was down.
 
+--fault pause (the default is --fault kill, steps 4 above) instead freezes nodes, as a
+stalled host or a long GC pause would. The nodes run with the repository's cluster timings
+(configs/broker-cluster-node1.json: rtt_ms 100, election_rtt 10, heartbeat_rtt 1,
+check_quorum; so a 1 s election timeout and a 3 s broker session timeout; --rtt-ms
+overrides it; kill mode uses 50). Step 4 becomes, for each round:
+  4p. SIGSTOP the victim, keep it stopped --pause seconds (default 8: longer than the
+     session timeout, so the controller fences it), SIGCONT it, and wait --gap seconds
+     (default a random 2-5 s from --seed) before the next round, without waiting for the
+     ISR to recover: the next pause comes while the cluster is still recovering. The
+     victim alternates: odd rounds the leader of a random partition (one that is not the
+     controller when there is a choice), even rounds the controller as the nodes report it
+     right then. The first acknowledgement of a record produced after the SIGSTOP on each
+     partition the victim led is timed, up to the next SIGSTOP (failover_s; not a failure:
+     the idempotent producer waits for the frozen leader's answer to its requests in flight);
+  4q. after the last SIGCONT: within --settle seconds (default 30) every node must answer
+     Metadata itself listing all three brokers (a fenced broker is left out), all must name
+     the same controller, and every partition must have a leader (a failure otherwise: the
+     state each node reports is printed); then a record produced after that check must be
+     acknowledged on every partition within the same --settle seconds of the last SIGCONT
+     (at least 5 s after the check; an ack just after the SIGCONT does not count: a leader
+     can take writes for a moment and then lose its partitions to a fence).
+  Step 5 is the same; a partition that has no leader by then cannot be read and its
+  acknowledged records count as lost (the failure names the unreadable partitions).
+  A stopped node is always continued (SIGCONT) before it is stopped, also on Ctrl-C and on
+  the watchdog; only a SIGKILL of this script itself can leave one stopped.
+
 Run it with scripts/chaos.sh (creates the Python venv with confluent-kafka):
   scripts/chaos.sh                  # 3 rounds, ~1-2 minutes
   scripts/chaos.sh --rounds 12      # the long run
   scripts/chaos.sh --no-build --keep --rounds 1 --partitions 6 --rate 500 --seed 7
+  scripts/chaos.sh --fault pause --rounds 6  # ~75 s; ~100 s when it does not settle
+  scripts/chaos.sh --fault pause --pause 5 --gap 3 --settle 60 --rtt-ms 50
 
 The last line is `chaos: rounds=.. kills=.. acked=.. read=.. lost=.. duplicated=..
-out_of_order=.. failed_deliveries=.. failover_s median=.. max=..`. Exit status: 0 when every
+out_of_order=.. failed_deliveries=.. failover_s median=.. max=..`; in pause mode `pauses=..`
+instead of `kills=..` and `settle_s=..` at the end (seconds from the last SIGCONT until the
+cluster settled, n/a if it did not within --settle). Exit status: 0 when every
 check passed, 1 when a check failed, 2 when the scenario could not run (build failed, a node
 did not start, the topic was refused), 124 on the watchdog, 130 on Ctrl-C / SIGTERM. The
 work directory (configs, node logs) is removed after a passing run unless --keep; after any
@@ -80,6 +112,9 @@ TAIL_SECONDS = 2          # producing after the last round
 FLUSH_TIMEOUT = 60        # producer.flush at the end
 VERIFY_TIMEOUT = 120      # reading everything back
 STOP_TIMEOUT = 15         # SIGTERM -> SIGKILL
+WRITES_MIN_WAIT = 5       # pause mode: the writes check waits this long at least
+KILL_RTT_MS = 50          # Raft rtt_ms of the nodes in kill mode
+PAUSE_RTT_MS = 100        # in pause mode: configs/broker-cluster-node1.json (the default)
 
 START = time.monotonic()
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -128,7 +163,17 @@ def admin_client(bootstrap):
 
 def probe_metadata(port):
     """Metadata v1 (no topics) sent to exactly this port: (set of broker ids, controller id)."""
-    request = struct.pack(">hhih", 3, 1, 1, 5) + b"chaos" + struct.pack(">i", 0)
+    brokers, controller, _ = probe_topic_metadata(port, None)
+    return brokers, controller
+
+
+def probe_topic_metadata(port, topic):
+    """Metadata v1 sent to exactly this port, for `topic` (None: no topics): (set of broker
+    ids, controller id, {partition: (leader, replicas, isr)}, or None if the node reports an
+    error for the topic)."""
+    names = [] if topic is None else [topic.encode()]
+    request = struct.pack(">hhih", 3, 1, 1, 5) + b"chaos" + struct.pack(">i", len(names)) \
+        + b"".join(struct.pack(">h", len(n)) + n for n in names)
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
         s.sendall(struct.pack(">i", len(request)) + request)
 
@@ -155,7 +200,35 @@ def probe_metadata(port):
         (rack_len,) = struct.unpack_from(">h", data, at)
         at += 2 + max(rack_len, 0)
     (controller,) = struct.unpack_from(">i", data, at)
-    return brokers, controller
+    at += 4
+    if topic is None:
+        return brokers, controller, None
+
+    def int32s():
+        nonlocal at
+        (n,) = struct.unpack_from(">i", data, at)
+        values = list(struct.unpack_from(f">{max(n, 0)}i", data, at + 4))
+        at += 4 + 4 * max(n, 0)
+        return values
+
+    partitions = None
+    (topic_count,) = struct.unpack_from(">i", data, at)
+    at += 4
+    for _ in range(topic_count):
+        error, name_len = struct.unpack_from(">hh", data, at)
+        name = data[at + 4:at + 4 + max(name_len, 0)].decode(errors="replace")
+        at += 4 + max(name_len, 0) + 1  # error, name, is_internal
+        (partition_count,) = struct.unpack_from(">i", data, at)
+        at += 4
+        parts = {}
+        for _ in range(partition_count):
+            _error, index, leader = struct.unpack_from(">hii", data, at)
+            at += 10
+            replicas = int32s()
+            parts[index] = (leader, replicas, int32s())
+        if name == topic and error == 0:
+            partitions = parts
+    return brokers, controller, partitions
 
 
 # ---- the cluster ---------------------------------------------------------------------------
@@ -164,7 +237,7 @@ def probe_metadata(port):
 class Node:
     """One broker process with its config and logs in the work directory."""
 
-    def __init__(self, node_id, work, port, raft_ports):
+    def __init__(self, node_id, work, port, raft_ports, rtt_ms):
         self.id = node_id
         self.port = port
         self.config_path = os.path.join(work, f"node{node_id}.json")
@@ -186,7 +259,7 @@ class Node:
                 "data_dir": os.path.join(work, f"raft-node{node_id}"),
                 "election_rtt": 10,
                 "heartbeat_rtt": 1,
-                "rtt_ms": 50,
+                "rtt_ms": rtt_ms,
                 "check_quorum": True,
                 "snapshot_entries": 10000,
                 "compaction_overhead": 5000,
@@ -197,7 +270,23 @@ class Node:
 
     @property
     def running(self):
+        # A SIGSTOPped process is running too: poll() (waitpid without WUNTRACED) returns None.
         return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, signum):
+        """Sends signum to our own child if it has not been reaped. Only ever signals it."""
+        if self.running:
+            try:
+                os.kill(self.proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def pause(self):
+        self.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        """SIGCONT; harmless for a node that is not stopped."""
+        self.send_signal(signal.SIGCONT)
 
     def start(self):
         with open(self.stderr_path, "ab") as out:
@@ -213,6 +302,7 @@ class Node:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT. Only ever signals our own child."""
         if not self.running:
             return
+        self.resume()  # a stopped process does not act on SIGTERM until it is continued
         self.proc.terminate()
         try:
             self.proc.wait(STOP_TIMEOUT)
@@ -232,9 +322,9 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, work, base_port, raft_base_port):
+    def __init__(self, work, base_port, raft_base_port, rtt_ms=KILL_RTT_MS):
         raft_ports = [raft_base_port + i for i in range(len(NODE_IDS))]
-        self.nodes = {n: Node(n, work, base_port + n - 1, raft_ports) for n in NODE_IDS}
+        self.nodes = {n: Node(n, work, base_port + n - 1, raft_ports, rtt_ms) for n in NODE_IDS}
         self.bootstrap = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes.values())
         self.expected_down = set()
         self._admin = admin_client(self.bootstrap)
@@ -243,7 +333,8 @@ class Cluster:
         return self._admin
 
     def check_processes(self):
-        """Raises SetupError if a node that should run has exited (crash, refused config)."""
+        """Raises SetupError if a node that should run has exited (crash, refused config).
+        A node stopped by SIGSTOP has not exited: it counts as running."""
         for node in self.nodes.values():
             if node.id not in self.expected_down and node.proc is not None and not node.running:
                 raise SetupError(f"node {node.id} exited with status {node.proc.returncode}\n{node.tail()}")
@@ -263,6 +354,14 @@ class Cluster:
         does not answer. Raw protocol: an AdminClient would route the request to any broker."""
         try:
             return probe_metadata(self.nodes[node_id].port)
+        except (OSError, struct.error):
+            return None
+
+    def topic_answers(self, node_id):
+        """(brokers, controller id, {partition: (leader, replicas, isr)} or None) for the topic
+        as this node itself reports them, or None if it does not answer."""
+        try:
+            return probe_topic_metadata(self.nodes[node_id].port, TOPIC)
         except (OSError, struct.error):
             return None
 
@@ -287,6 +386,8 @@ class Cluster:
         return controller
 
     def stop_all(self):
+        for node in self.nodes.values():
+            node.resume()  # never leave a node stopped (it would ignore SIGTERM meanwhile)
         for node in self.nodes.values():
             if node.running:
                 node.proc.terminate()
@@ -419,9 +520,11 @@ class ChaosProducer(threading.Thread):
 # ---- verification --------------------------------------------------------------------------
 
 
-def read_back(bootstrap, partitions):
+def read_back(bootstrap, partitions, unreadable=None):
     """Reads every partition from the beginning to its high watermark. Returns
-    (records [(partition, offset, value bytes)], problems [str])."""
+    (records [(partition, offset, value bytes)], problems [str]). A partition whose watermarks
+    cannot be had raises SetupError, or, given a list `unreadable`, is appended to it, reported
+    in problems and not read (pause mode: a cluster that did not come back)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-verify-{os.getpid()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "enable.partition.eof": True, "log_level": QUIET})
@@ -437,12 +540,18 @@ def read_back(bootstrap, partitions):
                 except KafkaException as e:
                     log(f"watermarks of partition {p}: {e}; retrying")
                     time.sleep(1)
+            if marks is None and unreadable is not None:
+                unreadable.append(p)
+                problems.append(f"partition {p} could not be read: no watermarks (no leader?)")
+                high[p] = 0
+                continue
             if marks is None:
                 raise SetupError(f"could not get the watermarks of partition {p}")
             low, high[p] = marks
             if low != 0:
                 problems.append(f"partition {p} starts at offset {low}, not 0")
-        log("high watermarks: " + ", ".join(f"p{p}={h}" for p, h in high.items()))
+        log("high watermarks: " + ", ".join(f"p{p}={'?' if p in (unreadable or ()) else h}"
+                                            for p, h in high.items()))
         pending = {p for p in range(partitions) if high[p] > 0}
         position = {p: 0 for p in range(partitions)}
         consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in pending])
@@ -515,7 +624,7 @@ class Chaos:
     def __init__(self, args, work):
         self.args = args
         self.rng = random.Random(args.seed)
-        self.cluster = Cluster(work, args.base_port, args.raft_base_port)
+        self.cluster = Cluster(work, args.base_port, args.raft_base_port, args.rtt_ms)
         self.producer = None
         self.failures = []
         self.failovers = []       # seconds, one per killed partition that failed over
@@ -523,6 +632,12 @@ class Chaos:
         self.kills = 0
         self.controller_kills = 0
         self.isr_timeouts = 0
+        self.pauses = 0
+        self.controller_pauses = 0
+        self.last_resume = None    # monotonic time of the last SIGCONT (pause mode)
+        self.open_round = None     # (round, victim, SIGSTOP time, partitions it led, Watch)
+        self.settle_s = None       # seconds from the last SIGCONT until the cluster settled
+        self.unreadable = []       # partitions that could not be read back (pause mode)
 
     def fail(self, message):
         self.failures.append(message)
@@ -542,12 +657,23 @@ class Chaos:
         self.producer.start()
         log(f"producing ~{args.rate} records/s (acks=all, idempotent) to {args.partitions} partitions")
         time.sleep(2)
-        for r in range(1, args.rounds + 1):
-            if self.producer.fatal:
-                break
-            self.round(r)
-        if not self.producer.fatal:
-            time.sleep(TAIL_SECONDS)
+        if args.fault == "pause":
+            for r in range(1, args.rounds + 1):
+                if self.producer.fatal:
+                    break
+                if r > 1:
+                    self.gap()
+                    self.close_round()
+                self.pause_round(r)
+            self.settle()
+            self.close_round()
+        else:
+            for r in range(1, args.rounds + 1):
+                if self.producer.fatal:
+                    break
+                self.round(r)
+            if not self.producer.fatal:
+                time.sleep(TAIL_SECONDS)
         self.check()
         log("stopping the producer (flush)")
         self.producer.stop()
@@ -683,10 +809,199 @@ class Chaos:
             self.isr_timeouts += 1
             log(f"  WARNING node {victim} is not back in every ISR after {ISR_TIMEOUT} s: {self.describe()}")
 
+    def sleep(self, seconds):
+        """Sleeps while checking the nodes and the producer."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    def views(self):
+        """{node id: (brokers, controller, partitions) or None} as each node itself reports."""
+        return {n: self.cluster.topic_answers(n) for n in NODE_IDS}
+
+    def describe_views(self, views):
+        lines = []
+        for n, view in views.items():
+            if view is None:
+                lines.append(f"  node {n} does not answer Metadata")
+                continue
+            brokers, controller, parts = view
+            state = f"  node {n} says: brokers {sorted(brokers)}, controller {controller}"
+            if parts is None:
+                state += f", topic {TOPIC} unknown or in error"
+            else:
+                state += "".join(f"; p{p} leader={leader} replicas={replicas} isr={isr}"
+                                 for p, (leader, replicas, isr) in sorted(parts.items()))
+            lines.append(state)
+        return "\n".join(lines)
+
+    def diagnose(self, views):
+        """One line: what keeps the cluster from being settled, as the nodes report it."""
+        answering = {n: v for n, v in views.items() if v is not None}
+        problems = []
+        silent = sorted(set(views) - set(answering))
+        if silent:
+            problems.append(f"nodes {silent} do not answer")
+        missing = sorted(set().union(*(set(NODE_IDS) - brokers for brokers, _, _ in answering.values())))
+        if missing:
+            problems.append(f"brokers {missing} left out (fenced)")
+        controllers = sorted({c for _, c, _ in answering.values()})
+        if len(controllers) != 1 or controllers[0] not in NODE_IDS:
+            problems.append(f"no agreed controller (named: {controllers})")
+        elif controllers[0] in missing:
+            problems.append(f"the controller, node {controllers[0]}, is itself fenced")
+        leaderless = sorted({p for _, _, parts in answering.values() for p, (leader, _, _) in (parts or {}).items()
+                             if leader not in NODE_IDS})
+        if leaderless:
+            problems.append(f"partitions {leaderless} without a leader")
+        if any(parts is None for _, _, parts in answering.values()):
+            problems.append(f"topic {TOPIC} unknown to some node")
+        return "; ".join(problems) or "settled only just now"
+
+    def gap(self):
+        seconds = self.args.gap if self.args.gap is not None else self.rng.uniform(2, 5)
+        log(f"  next round in {seconds:.1f} s (not waiting for the ISR to recover)")
+        self.sleep(seconds)
+
+    def pause_round(self, r):
+        """Odd rounds SIGSTOP a partition leader, even rounds the controller; SIGCONT after
+        --pause seconds. Does not wait for the cluster to recover."""
+        args = self.args
+        views = self.views()
+        answering = [v for v in views.values() if v is not None]
+        controllers = Counter(c for _, c, _ in answering if c in NODE_IDS)
+        controller = controllers.most_common(1)[0][0] if controllers else None
+        # The partitions as the controller reports them (else as the first node that answers).
+        parts = next((v[2] for n, v in views.items() if v is not None and n == controller and v[2]), None) \
+            or next((v[2] for v in answering if v[2]), None) or {}
+        if r % 2 == 1:
+            led = [p for p, (leader, _, _) in sorted(parts.items()) if leader in NODE_IDS]
+            choice = [p for p in led if parts[p][0] != controller] or led
+            if choice:
+                victim = parts[self.rng.choice(choice)][0]
+            else:
+                victim = self.rng.choice([n for n in NODE_IDS if n != controller])
+                log(f"  no partition has a leader right now: node {victim} at random")
+        elif controller is not None:
+            victim = controller
+        else:
+            victim = self.rng.choice(NODE_IDS)
+            log(f"  no node names a controller right now: node {victim} at random")
+        led = sorted(p for p, (leader, _, _) in parts.items() if leader == victim)
+        is_controller = victim == controller
+        node = self.cluster.nodes[victim]
+        role = ", ".join(([] if not is_controller else ["the controller"])
+                         + ([f"leader of partitions {led}"] if led else [])) or "leader of no partition"
+
+        stop_time = time.monotonic()
+        node.pause()
+        try:
+            watch = self.producer.watch()
+            self.open_round = (r, victim, stop_time, led, watch)
+            acks_at_stop = self.producer.ack_count
+            self.pauses += 1
+            self.controller_pauses += is_controller
+            log(f"round {r}/{args.rounds}: SIGSTOP node {victim} (pid {node.proc.pid}, {role})")
+            self.sleep(args.pause - (time.monotonic() - stop_time))
+        finally:
+            node.resume()
+        self.last_resume = time.monotonic()
+        stopped = self.last_resume - stop_time
+        with self.producer.lock:
+            acks_while_stopped = self.producer.ack_count - acks_at_stop
+        log(f"  SIGCONT node {victim} after {stopped:.1f} s ({acks_while_stopped} acks meanwhile)")
+
+    def close_round(self):
+        """Before the next SIGSTOP (or after the settle check): logs when a record produced
+        after this round's SIGSTOP was first acknowledged on each partition the victim led
+        (failover_s; with an idempotent producer usually only once the victim answers again,
+        its unanswered requests must be resolved first). A missing ack is not a failure here."""
+        if self.open_round is None:
+            return
+        r, victim, stop_time, led, watch = self.open_round
+        self.open_round = None
+        with self.producer.lock:
+            first_ack = dict(watch.first_ack)
+        self.producer.unwatch(watch)
+        firsts = []
+        for p in led:
+            if p in first_ack:
+                self.failovers.append(first_ack[p] - stop_time)
+                firsts.append(f"p{p} after {first_ack[p] - stop_time:.2f} s")
+            else:
+                firsts.append(f"p{p} none within {time.monotonic() - stop_time:.1f} s")
+        if firsts:
+            log(f"  round {r}: first ack after the SIGSTOP on the partitions node {victim} led: {', '.join(firsts)}")
+
+    def settle(self):
+        """After the last SIGCONT: within --settle s every node answers Metadata with all three
+        brokers and one controller, and every partition has a leader; then a record produced
+        after that check (so after the last SIGCONT) is acknowledged on every partition within
+        the same --settle s (at least WRITES_MIN_WAIT s after the check). Records acknowledged
+        right after the SIGCONT do not count: a leader can still take writes for a moment and
+        then lose its partitions when the controller fences it."""
+        args = self.args
+        since = self.last_resume if self.last_resume is not None else time.monotonic()
+        deadline = since + args.settle
+        last = {}
+
+        def settled():
+            views = self.views()
+            last.clear()
+            last.update(views)
+            if any(v is None for v in views.values()):
+                return False
+            controllers = {c for _, c, _ in views.values()}
+            return all(brokers == set(NODE_IDS) for brokers, _, _ in views.values()) \
+                and len(controllers) == 1 and controllers <= set(NODE_IDS) \
+                and all(parts is not None and len(parts) == args.partitions
+                        and all(leader in NODE_IDS for leader, _, _ in parts.values())
+                        for _, _, parts in views.values())
+
+        ok = wait_for(settled, max(0.0, deadline - time.monotonic()), interval=0.5, check=self.check)
+        if ok:
+            self.settle_s = time.monotonic() - since
+            _, controller, parts = last[NODE_IDS[0]]
+            leaders = " ".join(f"p{p}={leader}" for p, (leader, _, _) in sorted(parts.items()))
+            log(f"settled after {self.settle_s:.1f} s: every node lists brokers {list(NODE_IDS)} and "
+                f"controller {controller}; leaders {leaders}")
+        else:
+            self.fail(f"the cluster did not settle within {args.settle:g} s of the last SIGCONT: "
+                      f"{self.diagnose(last)}\n"
+                      f"{self.describe_views(last)}\n  AdminClient metadata: {self.describe()}")
+
+        watch = self.producer.watch()  # records produced from now on
+        from_s = time.monotonic() - since
+        deadline = max(deadline, time.monotonic() + WRITES_MIN_WAIT)
+        while True:
+            self.check()
+            with self.producer.lock:
+                done = all(p in watch.first_ack for p in range(args.partitions))
+            if done or time.monotonic() >= deadline or self.producer.fatal:
+                break
+            time.sleep(0.1)
+        with self.producer.lock:
+            first_ack = dict(watch.first_ack)
+        self.producer.unwatch(watch)
+        missing = [p for p in range(args.partitions) if p not in first_ack]
+        acked = ", ".join(f"p{p} {first_ack[p] - since:.2f} s" for p in sorted(first_ack))
+        if missing:
+            self.fail(f"no record produced from {from_s:.1f} s after the last SIGCONT on was acknowledged on "
+                      f"partitions {missing} by {time.monotonic() - since:.1f} s after it "
+                      f"(first acks: {acked or 'none'})")
+        else:
+            log(f"writes work on every partition: records produced from {from_s:.1f} s after the last SIGCONT "
+                f"on were first acknowledged at {acked}")
+
     def verify(self):
         args = self.args
         log("reading every partition back")
-        records, problems = read_back(self.cluster.bootstrap, args.partitions)
+        records, problems = read_back(self.cluster.bootstrap, args.partitions,
+                                      self.unreadable if args.fault == "pause" else None)
         for problem in problems:
             self.fail(problem)
         with self.producer.lock:
@@ -697,7 +1012,11 @@ class Chaos:
         v = check_records(records, acked, args.partitions)
         if v["lost"]:
             examples = ", ".join(f"{s}@p{acked[s][0]}/o{acked[s][1]}" for s in v["lost"][:10])
-            self.fail(f"{len(v['lost'])} acknowledged records were not read back (seq@partition/offset: {examples})")
+            unread = sum(1 for s in v["lost"] if acked[s][0] in self.unreadable)
+            of_them = f", {unread} of them on partitions {self.unreadable} that could not be read" \
+                if self.unreadable else ""
+            self.fail(f"{len(v['lost'])} acknowledged records were not read back (seq@partition/offset: {examples}"
+                      f"{of_them})")
         if v["duplicated"]:
             self.fail(f"{len(v['duplicated'])} records were read more than once (seqs {v['duplicated'][:10]})")
         if v["out_of_order"]:
@@ -711,17 +1030,27 @@ class Chaos:
             log(f"failed deliveries by error: {failed_by}")
         if client_errors:
             log(f"producer client errors (error_cb): {client_errors}")
-        log(f"details: controller_kills={self.controller_kills} mismatched={len(v['mismatched'])} "
-            f"corrupt={v['corrupt']} misplaced={v['misplaced']} unacked_read={v['unacked_read']} "
-            f"unfinished={self.producer.unfinished or 0} isr_timeouts={self.isr_timeouts} "
-            f"follower_stall_s max={max(self.follower_stalls, default=0):.2f}")
+        if args.fault == "pause":
+            log(f"details: controller_pauses={self.controller_pauses} mismatched={len(v['mismatched'])} "
+                f"corrupt={v['corrupt']} misplaced={v['misplaced']} unacked_read={v['unacked_read']} "
+                f"unfinished={self.producer.unfinished or 0} unreadable_partitions={self.unreadable}")
+        else:
+            log(f"details: controller_kills={self.controller_kills} mismatched={len(v['mismatched'])} "
+                f"corrupt={v['corrupt']} misplaced={v['misplaced']} unacked_read={v['unacked_read']} "
+                f"unfinished={self.producer.unfinished or 0} isr_timeouts={self.isr_timeouts} "
+                f"follower_stall_s max={max(self.follower_stalls, default=0):.2f}")
         if self.failovers:
             failover = f"median={statistics.median(self.failovers):.2f} max={max(self.failovers):.2f}"
         else:
             failover = "median=n/a max=n/a"
-        print(f"chaos: rounds={args.rounds} kills={self.kills} acked={len(acked)} read={v['read']} "
+        if args.fault == "pause":
+            faults = f"pauses={self.pauses}"
+            settle = f" settle_s={self.settle_s:.1f}" if self.settle_s is not None else " settle_s=n/a"
+        else:
+            faults, settle = f"kills={self.kills}", ""
+        print(f"chaos: rounds={args.rounds} {faults} acked={len(acked)} read={v['read']} "
               f"lost={len(v['lost'])} duplicated={len(v['duplicated'])} out_of_order={v['out_of_order']} "
-              f"failed_deliveries={failed} failover_s {failover}", flush=True)
+              f"failed_deliveries={failed} failover_s {failover}{settle}", flush=True)
         return not self.failures
 
 
@@ -731,24 +1060,51 @@ class Chaos:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="leader kills (default 3; the long run uses 12)")
+    parser.add_argument("--fault", choices=("kill", "pause"), default="kill",
+                        help="kill: kill -9 a partition leader and restart it (default); pause: SIGSTOP a "
+                             "partition leader or the controller (alternately) for --pause s, then SIGCONT")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="leader kills or pauses (default 3; the long run uses 12)")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of the topic (default 3)")
     parser.add_argument("--rate", type=int, default=2000, help="records/s to produce (default 2000)")
     parser.add_argument("--down", type=float, default=4.0,
-                        help="seconds a killed node stays down at least (default 4)")
+                        help="seconds a killed node stays down at least (default 4; kill mode)")
+    parser.add_argument("--pause", type=float, default=8.0,
+                        help="seconds a node stays SIGSTOPped (default 8, longer than the 3 s broker "
+                             "session timeout of rtt_ms 100; pause mode)")
+    parser.add_argument("--gap", type=float, default=None,
+                        help="seconds from a SIGCONT to the next SIGSTOP (default random 2-5 from --seed; "
+                             "pause mode)")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds after the last SIGCONT for every node to list 3 brokers and one "
+                             "controller, every partition to have a leader and writes to resume "
+                             "(default 30; pause mode)")
+    parser.add_argument("--rtt-ms", type=int, default=None,
+                        help=f"Raft rtt_ms of the nodes (default {KILL_RTT_MS} in kill mode, {PAUSE_RTT_MS} "
+                             f"in pause mode as configs/broker-cluster-node1.json)")
     parser.add_argument("--base-port", type=int, default=19092, help="Kafka port of node 1 (default 19092)")
     parser.add_argument("--raft-base-port", type=int, default=18001, help="Raft port of node 1 (default 18001)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for the choice of victims")
     parser.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     parser.add_argument("--keep", action="store_true", help="keep the work directory after a passing run")
     parser.add_argument("--timeout", type=int, default=None,
-                        help="watchdog in seconds (default max(900, 300 + 120 * rounds))")
+                        help="watchdog in seconds (default max(900, 300 + 120 * rounds); pause mode "
+                             "300 + rounds * (pause + gap + 47) + 2 * (settle - 30), i.e. 300 + 60 * rounds "
+                             "with the defaults)")
     args = parser.parse_args()
     if args.rounds < 0 or not 1 <= args.partitions <= 16 or args.rate < 1:
         parser.error("need --rounds >= 0, 1 <= --partitions <= 16 and --rate >= 1")
+    if args.pause <= 0 or (args.gap is not None and args.gap < 0) or args.settle <= 0 \
+            or (args.rtt_ms is not None and not 1 <= args.rtt_ms <= 60000):
+        parser.error("need --pause > 0, --gap >= 0, --settle > 0 and 1 <= --rtt-ms <= 60000")
+    if args.rtt_ms is None:
+        args.rtt_ms = PAUSE_RTT_MS if args.fault == "pause" else KILL_RTT_MS
     if args.seed is None:
         args.seed = random.randrange(1 << 31)
-    if args.timeout is None:
+    if args.timeout is None and args.fault == "pause":
+        gap = args.gap if args.gap is not None else 5
+        args.timeout = int(300 + args.rounds * (args.pause + gap + 47) + 2 * max(0, args.settle - 30))
+    elif args.timeout is None:
         args.timeout = max(900, 300 + 120 * args.rounds)
     return args
 
@@ -793,7 +1149,14 @@ def main():
         check_ports_free([args.base_port + i for i in range(len(NODE_IDS))]
                          + [args.raft_base_port + i for i in range(len(NODE_IDS))])
         os.makedirs(work)
-        log(f"work dir {work}; rounds={args.rounds} partitions={args.partitions} rate={args.rate} seed={args.seed}")
+        mode = ""
+        if args.fault == "pause":
+            gap = f"{args.gap:g}" if args.gap is not None else "2-5"
+            mode = f" fault=pause pause={args.pause:g} gap={gap} settle={args.settle:g} rtt_ms={args.rtt_ms}"
+        elif args.rtt_ms != KILL_RTT_MS:
+            mode = f" rtt_ms={args.rtt_ms}"
+        log(f"work dir {work}; rounds={args.rounds} partitions={args.partitions} rate={args.rate} "
+            f"seed={args.seed}{mode}")
         chaos = Chaos(args, work)
         passed = chaos.run()
         code = 0 if passed else 1

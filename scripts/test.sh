@@ -2,7 +2,9 @@
 # Runs every test of the project: unit and integration tests of the workspace, the client
 # compatibility suite (installs its own clients) on one node and on three (replication
 # factor 3), the three-node cluster scenario, a short replication chaos run (kill -9 of
-# partition leaders under acks=all load), and a short fuzz run of the decoder.
+# partition leaders under acks=all load), a short pause run (SIGSTOP/SIGCONT of partition
+# leaders and of the controller, long enough to be fenced), and a short fuzz run of the
+# decoder.
 # Usage: scripts/test.sh            (everything)
 #        FUZZ_SECONDS=300 scripts/test.sh
 set -euo pipefail
@@ -26,6 +28,9 @@ bash scripts/stop-cluster.sh --wipe
 
 echo "== replication chaos (short: 3 leader kills; the long run is scripts/chaos.sh --rounds 12)"
 bash scripts/chaos.sh --no-build --rounds 3
+
+echo "== pause chaos (short: 4 SIGSTOP/SIGCONT of leaders and the controller; the long run is scripts/chaos.sh --fault pause --rounds 30)"
+bash scripts/chaos.sh --no-build --fault pause --rounds 4
 
 echo "== decoder fuzzing (${FUZZ_SECONDS:-60}s)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
