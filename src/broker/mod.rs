@@ -426,16 +426,7 @@ mod tests {
     use crate::metadata::MetadataImage;
 
     fn image_with(fenced: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=3 {
-            image
-                .apply(&MetadataCommand::RegisterBroker {
-                    id,
-                    host: "h".into(),
-                    port: 9091 + id as u16,
-                })
-                .unwrap();
-        }
+        let mut image = MetadataImage::with_brokers(1..=3);
         for id in fenced {
             image
                 .apply(&MetadataCommand::FenceBroker { id: *id })

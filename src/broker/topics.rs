@@ -476,16 +476,7 @@ mod tests {
 
     #[test]
     fn an_explicit_assignment_starts_with_its_live_replicas_in_sync() {
-        let mut image = crate::metadata::MetadataImage::default();
-        for id in 1..=3 {
-            image
-                .apply(&MetadataCommand::RegisterBroker {
-                    id,
-                    host: "h".into(),
-                    port: 9091 + id as u16,
-                })
-                .unwrap();
-        }
+        let mut image = crate::metadata::MetadataImage::with_brokers(1..=3);
         image
             .apply(&MetadataCommand::FenceBroker { id: 1 })
             .unwrap();

@@ -222,6 +222,22 @@ impl MetadataImage {
         }
     }
 
+    /// Test support: an image with brokers `ids` registered (host "h", port 9091 + id).
+    #[cfg(test)]
+    pub(crate) fn with_brokers(ids: impl IntoIterator<Item = i32>) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in ids {
+            image
+                .apply(&MetadataCommand::RegisterBroker {
+                    id,
+                    host: "h".into(),
+                    port: 9091 + id as u16,
+                })
+                .expect("registering a broker always applies");
+        }
+        image
+    }
+
     /// Checks whether `command` would apply, without changing anything.
     pub fn check(&self, command: &MetadataCommand) -> Result<(), ApplyError> {
         match command {
@@ -528,16 +544,7 @@ mod tests {
     }
 
     fn three_brokers_and_rf3_topic(configs: BTreeMap<String, String>) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=3 {
-            image
-                .apply(&MetadataCommand::RegisterBroker {
-                    id,
-                    host: "h".into(),
-                    port: 9091 + id as u16,
-                })
-                .unwrap();
-        }
+        let mut image = MetadataImage::with_brokers(1..=3);
         image
             .apply(&MetadataCommand::CreateTopic {
                 name: "t".into(),
