@@ -4,13 +4,22 @@
 //! - [`config`]: the JSON configuration (the guide's format), its defaults and validation.
 //! - [`log`]: per-partition segment logs on local disk (segments, indexes, recovery, retention).
 //! - [`metadata`]: the metadata image (topics, partitions, epochs, configs) changed only by
-//!   applying [`metadata::MetadataCommand`]s, persisted so it survives restarts.
+//!   applying [`metadata::MetadataCommand`]s; data only, no I/O.
+//! - [`cluster`]: the Raft cluster that commits those commands (`Manager`, the `Metadata`
+//!   service handlers propose through) and the controller's duties (`cluster::controller`).
 //! - [`server`]: the TCP listener and one task per connection (framing, in-order responses).
 //! - [`handlers`]: one file per Kafka API family; typed request in, typed response out.
 //! - [`group`]: consumer groups and committed offsets (`__consumer_offsets`).
-//! - [`replication`]: followers pulling from partition leaders, high watermarks, the ISR.
-//! - [`broker`]: the shared state handlers work on (logs, metadata, groups).
+//! - [`replication`]: the hosted partitions (registry, `Partition` with the one leader-append
+//!   path), their roles, followers pulling from leaders, high watermarks, the ISR.
+//! - [`broker`]: the composition root handlers work on; the reconcile task that applies each
+//!   new image; topic administration.
+//! - [`clock`]: wall-clock milliseconds.
+//!
+//! Dependencies point one way: `handlers`/`server` → `broker` → `group` → `replication` →
+//! `log`; `cluster` → `metadata`; nothing below `broker` knows it.
 pub mod broker;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod fsutil;

@@ -250,7 +250,7 @@ async fn a_follower_that_falls_behind_leaves_the_isr_and_rejoins_after_catching_
         .partitions
         .get(topic, p)
         .unwrap()
-        .log()
+        .log_reader()
         .log_end_offset();
     assert!(behind <= 1, "the dead follower's log ends at {behind}");
 
@@ -276,7 +276,7 @@ async fn a_follower_that_falls_behind_leaves_the_isr_and_rejoins_after_catching_
         .partitions
         .get(topic, p)
         .unwrap()
-        .log()
+        .log_reader()
         .log_end_offset();
     assert_eq!(follower_end, 51, "the rejoined follower holds every record");
 
@@ -339,7 +339,7 @@ async fn a_returning_old_leader_truncates_its_divergent_tail() {
         .partitions
         .get(topic, p)
         .unwrap()
-        .log()
+        .log_reader()
         .config()
         .clone();
     let dir = cluster.dirs[l as usize - 1]
@@ -395,7 +395,7 @@ async fn a_returning_old_leader_truncates_its_divergent_tail() {
         .partitions
         .get(topic, p)
         .unwrap()
-        .log()
+        .log_reader()
         .log_end_offset();
     assert_eq!(
         end, 13,
@@ -445,7 +445,7 @@ fn log_end(cluster: &Cluster, id: i32, topic: &str, partition: i32) -> i64 {
         .partitions
         .get(topic, partition)
         .unwrap()
-        .log()
+        .log_reader()
         .log_end_offset()
 }
 

@@ -15,7 +15,8 @@
 
 use tokio::sync::Mutex;
 
-use crate::metadata::{Metadata, MetadataCommand, ProposeError};
+use crate::cluster::{Metadata, ProposeError};
+use crate::metadata::MetadataCommand;
 
 /// Ids per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const BLOCK_SIZE: i64 = 1000;

@@ -1,6 +1,7 @@
 //! Topic administration shared by the admin APIs and auto-creation: create, delete, add
-//! partitions, alter configs. Each validates like Apache Kafka, then proposes one metadata
-//! command and brings the hosted partitions in line with the new image.
+//! partitions, alter configs, the internal offsets topic. Each validates like Apache Kafka,
+//! proposes one metadata command, and waits until this broker applied the new image
+//! (`reconcile`).
 //!
 //! Errors carry the Kafka error code the client should see and a message for it.
 
@@ -9,8 +10,12 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::Broker;
-use crate::metadata::{MetadataCommand, PartitionAssignment, ProposeError, TopicImage};
+use crate::cluster::{controller, ProposeError};
+use crate::group::OFFSETS_TOPIC;
+use crate::metadata::{MetadataCommand, MetadataImage, PartitionAssignment, TopicImage};
 use crate::topic_config;
 
 /// A refused admin operation: the Kafka error and a message for the client.
@@ -91,12 +96,7 @@ pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), AdminE
 impl Broker {
     /// Live brokers, in id order, for placing partitions.
     fn placement_brokers(&self) -> Vec<i32> {
-        let image = self.metadata.image();
-        let mut ids: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
-        if ids.is_empty() {
-            ids.push(self.node_id);
-        }
-        ids
+        controller::placement_brokers(&self.metadata.image(), self.node_id)
     }
 
     fn assign(
@@ -105,54 +105,26 @@ impl Broker {
         count: i32,
         replication_factor: i32,
     ) -> Vec<PartitionAssignment> {
-        let brokers = self.placement_brokers();
-        (0..count)
-            .map(|i| {
-                let start = (first_index + i) as usize % brokers.len();
-                let replicas: Vec<i32> = (0..replication_factor as usize)
-                    .map(|r| brokers[(start + r) % brokers.len()])
-                    .collect();
-                PartitionAssignment {
-                    leader: replicas[0],
-                    isr: Some(replicas.clone()),
-                    replicas,
-                }
-            })
-            .collect()
+        controller::place(
+            &self.placement_brokers(),
+            first_index,
+            count,
+            replication_factor,
+        )
     }
 
-    /// The client's replica assignment (CreateTopics `assignments`): each partition starts
-    /// with its live replicas in sync, led by the first of them, as in Kafka; a partition
-    /// whose replicas are all fenced is refused.
-    fn assign_explicitly(
-        image: &crate::metadata::MetadataImage,
-        assignment: Vec<Vec<i32>>,
-    ) -> Result<Vec<PartitionAssignment>, AdminError> {
-        assignment
-            .into_iter()
-            .enumerate()
-            .map(|(i, replicas)| {
-                let isr: Vec<i32> = replicas
-                    .iter()
-                    .copied()
-                    .filter(|r| image.is_live(*r))
-                    .collect();
-                let Some(&leader) = isr.first() else {
-                    return Err(AdminError::new(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!(
-                            "all brokers of the replica assignment {replicas:?} of partition {i} \
-                             are fenced; assign live brokers"
-                        ),
-                    ));
-                };
-                Ok(PartitionAssignment {
-                    leader,
-                    replicas,
-                    isr: Some(isr),
-                })
-            })
-            .collect()
+    /// Commits `command` and waits until this broker applied it to its partitions (opened,
+    /// removed, roles set), so the caller's next request finds them.
+    async fn propose_and_reconcile(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<Arc<MetadataImage>, AdminError> {
+        let (index, image) = self.metadata.propose_at(command).await?;
+        self.reconciler
+            .wait_reconciled(index)
+            .await
+            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        Ok(image)
     }
 
     /// Creates a topic; `partitions` / `replication_factor` of -1 take the broker defaults.
@@ -233,7 +205,9 @@ impl Broker {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
             partitions: match assignment {
-                Some(replicas) => Self::assign_explicitly(&image, replicas)?,
+                Some(replicas) => controller::place_explicitly(&image, replicas).map_err(|e| {
+                    AdminError::new(ResponseError::InvalidReplicaAssignment, e.to_string())
+                })?,
                 None => self.assign(0, partitions, replication_factor as i32),
             },
             configs,
@@ -262,8 +236,7 @@ impl Broker {
                 AdminError::new(ResponseError::UnknownServerError, "preview failed")
             });
         }
-        let image = self.metadata.propose(command).await?;
-        self.sync_partitions()?;
+        let image = self.propose_and_reconcile(command).await?;
         tracing::info!(topic = name, partitions, "created topic");
         image.topics.get(name).cloned().ok_or_else(|| {
             AdminError::new(
@@ -300,8 +273,7 @@ impl Broker {
             partitions: self.assign(0, partitions.max(1), replication_factor.max(1) as i32),
             configs,
         };
-        let image = self.metadata.propose(command).await?;
-        self.sync_partitions()?;
+        let image = self.propose_and_reconcile(command).await?;
         tracing::info!(topic = name, partitions, "created internal topic");
         image.topics.get(name).cloned().ok_or_else(|| {
             AdminError::new(
@@ -333,13 +305,11 @@ impl Broker {
             })?,
         };
         let (name, id) = (topic.name.clone(), topic.id);
-        self.metadata
-            .propose(MetadataCommand::DeleteTopic {
-                name: name.clone(),
-                topic_id: id,
-            })
-            .await?;
-        self.sync_partitions()?;
+        self.propose_and_reconcile(MetadataCommand::DeleteTopic {
+            name: name.clone(),
+            topic_id: id,
+        })
+        .await?;
         tracing::info!(topic = %name, "deleted topic");
         Ok(id)
     }
@@ -384,13 +354,11 @@ impl Broker {
             .first()
             .map(|p| p.replicas.len())
             .unwrap_or(1) as i32;
-        self.metadata
-            .propose(MetadataCommand::CreatePartitions {
-                name: name.to_string(),
-                new_partitions: self.assign(current, total - current, rf),
-            })
-            .await?;
-        self.sync_partitions()?;
+        self.propose_and_reconcile(MetadataCommand::CreatePartitions {
+            name: name.to_string(),
+            new_partitions: self.assign(current, total - current, rf),
+        })
+        .await?;
         Ok(())
     }
 
@@ -420,43 +388,37 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.metadata
-            .propose(MetadataCommand::AlterTopicConfigs {
-                name: name.to_string(),
-                set,
-                delete,
-            })
-            .await?;
-        self.sync_partitions()?;
+        self.propose_and_reconcile(MetadataCommand::AlterTopicConfigs {
+            name: name.to_string(),
+            set,
+            delete,
+        })
+        .await?;
         Ok(())
     }
 
-    /// Applies the current image to the hosted partitions: opens and removes logs, then
-    /// brings each partition's replica role (leader, follower) in line.
-    pub fn sync_partitions(&self) -> Result<(), AdminError> {
-        let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let image = self.metadata.image();
-        let synced = self
-            .partitions
-            .sync(&image, self.node_id)
-            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()));
-        let moved = self.replication.reconcile(&self.partitions.all(), &image);
-        for (p, leading) in moved {
-            if p.topic == crate::group::OFFSETS_TOPIC {
-                if leading {
-                    self.groups.load_partition(self, p.index);
-                } else {
-                    self.groups.unload_partition(self, p.index);
-                }
-            }
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
+    /// FindCoordinator or JoinGroup).
+    pub async fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
+        if self.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
+            return Ok(());
         }
-        synced
-    }
-
-    /// [`sync_partitions`](Self::sync_partitions), logging a failure instead of returning it.
-    pub fn sync_partitions_quietly(&self) {
-        if let Err(e) = self.sync_partitions() {
-            tracing::error!(error = %e.message, "cannot open the partitions of the new metadata");
+        let mut configs = BTreeMap::new();
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        configs.insert("retention.ms".to_string(), "-1".to_string());
+        let groups = &self.config.groups;
+        match self
+            .create_internal_topic(
+                OFFSETS_TOPIC,
+                groups.offsets_topic_partitions,
+                groups.offsets_topic_replication_factor,
+                configs,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -472,27 +434,5 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
-    }
-
-    #[test]
-    fn an_explicit_assignment_starts_with_its_live_replicas_in_sync() {
-        let mut image = crate::metadata::MetadataImage::with_brokers(1..=3);
-        image
-            .apply(&MetadataCommand::FenceBroker { id: 1 })
-            .unwrap();
-        let placed = Broker::assign_explicitly(&image, vec![vec![1, 2, 3], vec![3, 1]]).unwrap();
-        assert_eq!(
-            (placed[0].leader, placed[0].isr.clone()),
-            (2, Some(vec![2, 3]))
-        );
-        assert_eq!(
-            (placed[1].leader, placed[1].isr.clone()),
-            (3, Some(vec![3]))
-        );
-        image
-            .apply(&MetadataCommand::FenceBroker { id: 3 })
-            .unwrap();
-        let refused = Broker::assign_explicitly(&image, vec![vec![3, 1]]).unwrap_err();
-        assert_eq!(refused.error, ResponseError::InvalidReplicaAssignment);
     }
 }

@@ -16,15 +16,18 @@
 //!   commit ([`ClusterError::Ambiguous`]).
 //!
 //! [`MetadataCommand`]: crate::metadata::MetadataCommand
+pub mod controller;
 mod error;
 mod manager;
 mod members;
 mod raft;
+mod service;
 
 pub use error::ClusterError;
 pub use manager::{Manager, QuorumInfo, VoterInfo};
 pub use members::parse_members;
 pub use raft::{AppliedImage, CommandResponse, NodeId};
+pub use service::{Metadata, ProposeError};
 
 #[cfg(test)]
 mod cluster_tests;

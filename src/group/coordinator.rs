@@ -15,8 +15,10 @@ use tokio::time::Instant;
 
 use super::offsets::{self, Change, GroupRecord, OFFSETS_TOPIC};
 use super::state::{CommittedOffset, Group, GroupState, JoinOutcome, JoinRequest, SyncOutcome};
-use crate::broker::{AdminError, Broker};
+use crate::cluster::Metadata;
+use crate::config::GroupConfig;
 use crate::metadata::BrokerInfo;
+use crate::replication::PartitionRegistry;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_OFFSET_METADATA: usize = 4096;
@@ -31,8 +33,12 @@ pub struct GroupDescription {
 }
 
 /// Every group coordinated here.
-#[derive(Default)]
 pub struct GroupCoordinator {
+    node_id: i32,
+    config: GroupConfig,
+    metadata: Metadata,
+    /// Where `__consumer_offsets` partitions are hosted (read on load, written as leader).
+    partitions: Arc<PartitionRegistry>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     /// The `__consumer_offsets` partitions led here whose groups are loaded.
     loaded: Mutex<HashSet<i32>>,
@@ -43,6 +49,22 @@ fn lock(group: &Arc<Mutex<Group>>) -> MutexGuard<'_, Group> {
 }
 
 impl GroupCoordinator {
+    pub fn new(
+        node_id: i32,
+        config: GroupConfig,
+        metadata: Metadata,
+        partitions: Arc<PartitionRegistry>,
+    ) -> GroupCoordinator {
+        GroupCoordinator {
+            node_id,
+            config,
+            metadata,
+            partitions,
+            groups: Mutex::default(),
+            loaded: Mutex::default(),
+        }
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -58,9 +80,8 @@ impl GroupCoordinator {
             .clone()
     }
 
-    fn offsets_partitions(broker: &Broker) -> i32 {
-        broker
-            .metadata
+    fn offsets_partitions(&self) -> i32 {
+        self.metadata
             .image()
             .topics
             .get(OFFSETS_TOPIC)
@@ -69,21 +90,19 @@ impl GroupCoordinator {
 
     /// Loads the groups of every `__consumer_offsets` partition led here (on start, before
     /// serving).
-    pub fn load(&self, broker: &Broker) {
-        for p in broker.partitions.all() {
-            if p.topic == OFFSETS_TOPIC
-                && matches!(&*p.role(), crate::replication::ReplicaRole::Leader(_))
-            {
-                self.load_partition(broker, p.index);
+    pub fn load(&self) {
+        for p in self.partitions.all() {
+            if p.topic == OFFSETS_TOPIC && p.is_leader() {
+                self.load_partition(p.index);
             }
         }
     }
 
     /// This broker now leads `__consumer_offsets` partition `index`: rebuilds its groups from
     /// the log (replicated from the previous coordinator), replacing anything held for them.
-    pub fn load_partition(&self, broker: &Broker, index: i32) {
-        let n = Self::offsets_partitions(broker);
-        let loaded = offsets::load(broker, index);
+    pub fn load_partition(&self, index: i32) {
+        let n = self.offsets_partitions();
+        let loaded = offsets::load(&self.partitions, index);
         let mut map = self.map();
         map.retain(|id, _| offsets::partition_for(id, n) != index);
         for (id, record) in &loaded.groups {
@@ -119,8 +138,8 @@ impl GroupCoordinator {
 
     /// This broker no longer leads `__consumer_offsets` partition `index`: forgets its
     /// groups (their members rejoin at the new coordinator).
-    pub fn unload_partition(&self, broker: &Broker, index: i32) {
-        let n = Self::offsets_partitions(broker);
+    pub fn unload_partition(&self, index: i32) {
+        let n = self.offsets_partitions();
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -129,38 +148,10 @@ impl GroupCoordinator {
             .retain(|id, _| offsets::partition_for(id, n) != index);
     }
 
-    /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
-    /// FindCoordinator).
-    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), AdminError> {
-        if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
-            return Ok(());
-        }
-        let mut configs = BTreeMap::new();
-        configs.insert("segment.bytes".to_string(), "104857600".to_string());
-        configs.insert("retention.ms".to_string(), "-1".to_string());
-        match broker
-            .create_internal_topic(
-                OFFSETS_TOPIC,
-                broker.config.groups.offsets_topic_partitions,
-                broker.config.groups.offsets_topic_replication_factor,
-                configs,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
-    pub fn coordinator_for(
-        &self,
-        broker: &Broker,
-        group: &str,
-    ) -> Result<BrokerInfo, ResponseError> {
+    pub fn coordinator_for(&self, group: &str) -> Result<BrokerInfo, ResponseError> {
         // FindCoordinator creates the topic; until then there is no coordinator.
-        let image = broker.metadata.image();
+        let image = self.metadata.image();
         let topic = image
             .topics
             .get(OFFSETS_TOPIC)
@@ -179,15 +170,15 @@ impl GroupCoordinator {
     }
 
     /// NOT_COORDINATOR unless this broker coordinates `group`; the partition storing it.
-    fn check_coordinator(&self, broker: &Broker, group: &str) -> Result<i32, ResponseError> {
+    fn check_coordinator(&self, group: &str) -> Result<i32, ResponseError> {
         if group.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
-        let coordinator = self.coordinator_for(broker, group)?;
-        if coordinator.id != broker.node_id {
+        let coordinator = self.coordinator_for(group)?;
+        if coordinator.id != self.node_id {
             return Err(ResponseError::NotCoordinator);
         }
-        let n = broker
+        let n = self
             .metadata
             .image()
             .topics
@@ -205,7 +196,7 @@ impl GroupCoordinator {
         Ok(p)
     }
 
-    fn persist_group(broker: &Broker, partition: i32, g: &Group) {
+    fn persist_group(&self, partition: i32, g: &Group) {
         let change = Change::Group {
             group: g.id.clone(),
             value: Some(GroupRecord {
@@ -213,20 +204,17 @@ impl GroupCoordinator {
                 generation: g.generation,
             }),
         };
-        if let Err(e) = offsets::write(broker, partition, &[change]) {
+        if let Err(e) = offsets::write(&self.partitions, partition, &[change]) {
             tracing::error!(group = %g.id, error = %e, "cannot persist group metadata");
         }
     }
 
-    pub async fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> JoinOutcome {
-        if self.ensure_offsets_topic(broker).await.is_err() {
-            return JoinOutcome::error(ResponseError::CoordinatorNotAvailable, &req.member_id);
-        }
-        let partition = match self.check_coordinator(broker, group_id) {
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinOutcome {
+        let partition = match self.check_coordinator(group_id) {
             Ok(p) => p,
             Err(e) => return JoinOutcome::error(e, &req.member_id),
         };
-        let limits = &broker.config.groups;
+        let limits = &self.config;
         if req.session_timeout < limits.min_session_timeout
             || req.session_timeout > limits.max_session_timeout
         {
@@ -237,7 +225,7 @@ impl GroupCoordinator {
             let mut g = lock(&group);
             let (rx, effects) = g.join(req, Instant::now(), limits.initial_rebalance_delay);
             if effects.persist_group {
-                Self::persist_group(broker, partition, &g);
+                self.persist_group(partition, &g);
             }
             rx
         };
@@ -248,7 +236,6 @@ impl GroupCoordinator {
     #[allow(clippy::too_many_arguments)]
     pub async fn sync(
         &self,
-        broker: &Broker,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
@@ -257,7 +244,7 @@ impl GroupCoordinator {
         protocol_name: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
-        if let Err(e) = self.check_coordinator(broker, group_id) {
+        if let Err(e) = self.check_coordinator(group_id) {
             return SyncOutcome::error(e);
         }
         let Some(group) = self.get(group_id) else {
@@ -281,13 +268,12 @@ impl GroupCoordinator {
 
     pub fn heartbeat(
         &self,
-        broker: &Broker,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
-        self.check_coordinator(broker, group_id)?;
+        self.check_coordinator(group_id)?;
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
         g.heartbeat(member_id, instance_id, generation, Instant::now())
@@ -296,11 +282,10 @@ impl GroupCoordinator {
     /// Removes members; one result per (member id, instance id).
     pub fn leave(
         &self,
-        broker: &Broker,
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
-        let partition = self.check_coordinator(broker, group_id)?;
+        let partition = self.check_coordinator(group_id)?;
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
         let now = Instant::now();
@@ -311,7 +296,7 @@ impl GroupCoordinator {
         let mut effects = super::state::Effects::default();
         g.maybe_complete_join(now, &mut effects);
         if effects.persist_group {
-            Self::persist_group(broker, partition, &g);
+            self.persist_group(partition, &g);
         }
         Ok(results)
     }
@@ -320,7 +305,6 @@ impl GroupCoordinator {
     #[allow(clippy::type_complexity)]
     pub fn commit(
         &self,
-        broker: &Broker,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
@@ -333,7 +317,7 @@ impl GroupCoordinator {
         ),
         ResponseError,
     > {
-        let partition = self.check_coordinator(broker, group_id)?;
+        let partition = self.check_coordinator(group_id)?;
         let group = if generation < 0 && member_id.is_empty() {
             self.get_or_create(group_id)
         } else {
@@ -341,7 +325,7 @@ impl GroupCoordinator {
         };
         let mut g = lock(&group);
         g.validate_commit(member_id, instance_id, generation)?;
-        let image = broker.metadata.image();
+        let image = self.metadata.image();
         let mut results = Vec::with_capacity(offsets.len());
         let mut changes = Vec::new();
         let mut accepted = Vec::new();
@@ -366,7 +350,7 @@ impl GroupCoordinator {
             };
             results.push((topic, p, error));
         }
-        let written = match offsets::write(broker, partition, &changes) {
+        let written = match offsets::write(&self.partitions, partition, &changes) {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(group = group_id, error = %e, "offset commit failed");
@@ -384,11 +368,10 @@ impl GroupCoordinator {
     #[allow(clippy::type_complexity)]
     pub fn fetch_offsets(
         &self,
-        broker: &Broker,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError> {
-        self.check_coordinator(broker, group_id)?;
+        self.check_coordinator(group_id)?;
         let committed = self
             .get(group_id)
             .map(|g| lock(&g).offsets.clone())
@@ -437,12 +420,8 @@ impl GroupCoordinator {
         out
     }
 
-    pub fn describe(
-        &self,
-        broker: &Broker,
-        group_id: &str,
-    ) -> Result<GroupDescription, ResponseError> {
-        self.check_coordinator(broker, group_id)?;
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ResponseError> {
+        self.check_coordinator(group_id)?;
         let Some(group) = self.get(group_id) else {
             return Ok(GroupDescription {
                 state: GroupState::Dead,
@@ -488,8 +467,8 @@ impl GroupCoordinator {
     }
 
     /// Deletes an empty group and its offsets.
-    pub fn delete(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
-        let partition = self.check_coordinator(broker, group_id)?;
+    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
+        let partition = self.check_coordinator(group_id)?;
         let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let mut g = lock(&group);
         if g.state == GroupState::Dead {
@@ -512,7 +491,7 @@ impl GroupCoordinator {
             group: group_id.to_string(),
             value: None,
         });
-        offsets::write(broker, partition, &changes)
+        offsets::write(&self.partitions, partition, &changes)
             .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         g.state = GroupState::Dead;
         g.offsets.clear();
@@ -525,11 +504,10 @@ impl GroupCoordinator {
     #[allow(clippy::type_complexity)]
     pub fn delete_offsets(
         &self,
-        broker: &Broker,
         group_id: &str,
         topics: Vec<(String, Vec<i32>)>,
     ) -> Result<Vec<(String, Vec<(i32, Option<ResponseError>)>)>, ResponseError> {
-        let partition = self.check_coordinator(broker, group_id)?;
+        let partition = self.check_coordinator(group_id)?;
         let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let mut g = lock(&group);
         if g.state == GroupState::Dead {
@@ -567,16 +545,16 @@ impl GroupCoordinator {
             }
             results.push((topic, out));
         }
-        offsets::write(broker, partition, &changes)
+        offsets::write(&self.partitions, partition, &changes)
             .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         Ok(results)
     }
 
     /// Expires sessions and completes joins whose time came. Called periodically.
-    pub fn tick(&self, broker: &Broker) {
+    pub fn tick(&self) {
         let groups: Vec<Arc<Mutex<Group>>> = self.map().values().cloned().collect();
         let now = Instant::now();
-        let n = broker
+        let n = self
             .metadata
             .image()
             .topics
@@ -587,7 +565,7 @@ impl GroupCoordinator {
             let effects = g.tick(now);
             if effects.persist_group {
                 let p = offsets::partition_for(&g.id, n);
-                Self::persist_group(broker, p, &g);
+                self.persist_group(p, &g);
             }
         }
     }

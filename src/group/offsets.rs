@@ -10,7 +10,6 @@
 //! topic, with Java's `String.hashCode`, as Apache Kafka places groups.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -19,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::state::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 
-use crate::broker::{now_ms, Broker, Partition};
+use crate::clock::now_ms;
 use crate::log::{validate_producer_batches, RecordBatchBuilder};
-use crate::replication::{self, ReplicaRole};
+use crate::replication::{AppendError, CommitHandle, PartitionRegistry};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -80,8 +79,10 @@ pub enum Change {
 pub enum StoreError {
     #[error("the __consumer_offsets partition {0} is not hosted here")]
     NotHosted(i32),
+    #[error("cannot encode a __consumer_offsets batch: {0}")]
+    Encode(#[from] crate::log::BatchError),
     #[error("cannot write to __consumer_offsets: {0}")]
-    Write(String),
+    Write(#[from] AppendError),
 }
 
 fn encode(change: &Change) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -112,27 +113,15 @@ fn encode(change: &Change) -> (Vec<u8>, Option<Vec<u8>>) {
     )
 }
 
-/// Where an append to `__consumer_offsets` ended, for waiting until it is replicated.
-pub struct Written {
-    pub partition: Arc<Partition>,
-    pub leader_epoch: i32,
-    pub end: i64,
-}
+/// An append to `__consumer_offsets`, to wait for until it is replicated.
+pub struct Written(CommitHandle);
 
 impl Written {
     /// Waits until the write is committed (the high watermark covers it), as Kafka waits
     /// with acks=all before answering an offset commit; NOT_COORDINATOR when leadership
     /// moved, REQUEST_TIMED_OUT after `timeout`.
     pub async fn committed(&self, timeout: std::time::Duration) -> Result<(), ResponseError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        match replication::wait_for_high_watermark(
-            &self.partition,
-            self.leader_epoch,
-            self.end,
-            deadline,
-        )
-        .await
-        {
+        match self.0.wait(tokio::time::Instant::now() + timeout).await {
             Err(ResponseError::NotLeaderOrFollower) => Err(ResponseError::NotCoordinator),
             other => other,
         }
@@ -140,17 +129,16 @@ impl Written {
 }
 
 /// Appends `changes` for groups stored in `partition` as one batch, as the partition's
-/// leader (under its replica lock, in its leader epoch).
+/// leader (in its leader epoch).
 pub fn write(
-    broker: &Broker,
+    partitions: &PartitionRegistry,
     partition: i32,
     changes: &[Change],
 ) -> Result<Option<Written>, StoreError> {
     if changes.is_empty() {
         return Ok(None);
     }
-    let hosted = broker
-        .partitions
+    let hosted = partitions
         .get(OFFSETS_TOPIC, partition)
         .ok_or(StoreError::NotHosted(partition))?;
     let now = now_ms();
@@ -160,24 +148,12 @@ pub fn write(
         builder.push(now, Some(&key), value.as_deref(), &[]);
     }
     let batch = builder.build();
-    let headers = validate_producer_batches(&batch, usize::MAX)
-        .map_err(|e| StoreError::Write(e.to_string()))?;
-    let role = hosted.role();
-    let ReplicaRole::Leader(state) = &*role else {
-        return Err(StoreError::NotHosted(partition));
-    };
-    let leader_epoch = state.leader_epoch;
-    let info = hosted
-        .log()
-        .append(&batch, &headers, leader_epoch, now)
-        .map_err(|e| StoreError::Write(e.to_string()))?;
-    replication::after_leader_append(&hosted, &role, info.last_offset + 1);
-    drop(role);
-    Ok(Some(Written {
-        partition: hosted,
-        leader_epoch,
-        end: info.last_offset + 1,
-    }))
+    let headers = validate_producer_batches(&batch, usize::MAX)?;
+    match hosted.append_as_leader(&batch, &headers, None, now) {
+        Ok(appended) => Ok(Some(Written(appended.commit))),
+        Err(AppendError::NotLeader) => Err(StoreError::NotHosted(partition)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The state read back from `__consumer_offsets`.
@@ -228,12 +204,12 @@ impl Loaded {
 }
 
 /// Reads one hosted `__consumer_offsets` partition from its start, last value wins.
-pub fn load(broker: &Broker, index: i32) -> Loaded {
+pub fn load(partitions: &PartitionRegistry, index: i32) -> Loaded {
     let mut loaded = Loaded::default();
-    if let Some(partition) = broker.partitions.get(OFFSETS_TOPIC, index) {
-        let mut offset = partition.log().log_start_offset();
+    if let Some(partition) = partitions.get(OFFSETS_TOPIC, index) {
+        let mut offset = partition.log_reader().log_start_offset();
         loop {
-            let read = partition.log().read(offset, 1 << 20);
+            let read = partition.log_reader().read(offset, 1 << 20);
             let bytes = match read {
                 Ok(r) => r.bytes,
                 Err(e) => {

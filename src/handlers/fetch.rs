@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{leader_epoch_error, led_here};
-use crate::broker::{Broker, Partition};
+use crate::broker::Broker;
+use crate::replication::Partition;
 
 /// One pass over every requested partition.
 struct Pass {
@@ -84,7 +85,7 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                 }
             }
             let high_watermark = partition.high_watermark();
-            let log = partition.log();
+            let log = partition.log_reader();
             data = data
                 .with_high_watermark(high_watermark)
                 .with_last_stable_offset(high_watermark)

@@ -12,7 +12,7 @@ use kafka_protocol::messages::*;
 
 use super::{str_bytes, Context};
 use crate::broker::{now_ms, Broker};
-use crate::group::state::{CommittedOffset, JoinRequest};
+use crate::group::state::{CommittedOffset, JoinOutcome, JoinRequest};
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
@@ -33,7 +33,7 @@ pub async fn find_coordinator(
         vec![request.key.to_string()]
     };
     if request.key_type == 0 {
-        if let Err(e) = broker.groups.ensure_offsets_topic(broker).await {
+        if let Err(e) = broker.ensure_offsets_topic().await {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
         }
     }
@@ -41,7 +41,7 @@ pub async fn find_coordinator(
         .into_iter()
         .map(|key| {
             let found = match request.key_type {
-                0 => broker.groups.coordinator_for(broker, &key),
+                0 => broker.groups.coordinator_for(&key),
                 // Transactions are not supported. Java, librdkafka and franz-go treat this
                 // code as fatal at once (COORDINATOR_NOT_AVAILABLE would make Java retry
                 // until max.block.ms and hide the cause); InitProducerId and Produce answer
@@ -115,10 +115,12 @@ pub async fn join(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let out = broker
-        .groups
-        .join(broker, request.group_id.0.as_str(), req)
-        .await;
+    // Kafka creates `__consumer_offsets` on the first JoinGroup too.
+    let out = if broker.ensure_offsets_topic().await.is_err() {
+        JoinOutcome::error(ResponseError::CoordinatorNotAvailable, &req.member_id)
+    } else {
+        broker.groups.join(request.group_id.0.as_str(), req).await
+    };
     let mut response = JoinGroupResponse::default()
         .with_error_code(code(out.error))
         .with_generation_id(out.generation)
@@ -159,7 +161,6 @@ pub async fn sync(
     let out = broker
         .groups
         .sync(
-            broker,
             request.group_id.0.as_str(),
             request.member_id.as_str(),
             request.group_instance_id.as_deref(),
@@ -186,7 +187,6 @@ pub fn heartbeat(
     _version: i16,
 ) -> HeartbeatResponse {
     let result = broker.groups.heartbeat(
-        broker,
         request.group_id.0.as_str(),
         request.member_id.as_str(),
         request.group_instance_id.as_deref(),
@@ -210,10 +210,7 @@ pub fn leave(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) -> 
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    match broker
-        .groups
-        .leave(broker, request.group_id.0.as_str(), &members)
-    {
+    match broker.groups.leave(request.group_id.0.as_str(), &members) {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
         Ok(results) if version >= 3 => LeaveGroupResponse::default().with_members(
             members
@@ -264,7 +261,6 @@ pub async fn offset_commit(
         })
         .collect();
     let result = broker.groups.commit(
-        broker,
         request.group_id.0.as_str(),
         request.member_id.as_str(),
         request.group_instance_id.as_deref(),
@@ -317,7 +313,7 @@ pub fn offset_fetch(
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let fetch = |group: &str, wanted: Wanted| broker.groups.fetch_offsets(broker, group, wanted);
+    let fetch = |group: &str, wanted: Wanted| broker.groups.fetch_offsets(group, wanted);
     if version >= 8 {
         let groups = request
             .groups
@@ -462,7 +458,7 @@ pub fn describe_groups(
                     i32::MIN
                 });
             }
-            match broker.groups.describe(broker, id.0.as_str()) {
+            match broker.groups.describe(id.0.as_str()) {
                 Err(e) => d.with_error_code(e.code()),
                 Ok(g) => d
                     .with_group_state(str_bytes(g.state.name()))
@@ -504,7 +500,7 @@ pub fn delete_groups(
             .map(|id| {
                 delete_groups_response::DeletableGroupResult::default()
                     .with_group_id(id.clone())
-                    .with_error_code(code(broker.groups.delete(broker, id.0.as_str()).err()))
+                    .with_error_code(code(broker.groups.delete(id.0.as_str()).err()))
             })
             .collect(),
     )
@@ -527,7 +523,7 @@ pub fn offset_delete(
         .collect();
     match broker
         .groups
-        .delete_offsets(broker, request.group_id.0.as_str(), topics)
+        .delete_offsets(request.group_id.0.as_str(), topics)
     {
         Err(e) => OffsetDeleteResponse::default().with_error_code(e.code()),
         Ok(results) => OffsetDeleteResponse::default().with_topics(

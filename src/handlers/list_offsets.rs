@@ -49,7 +49,7 @@ pub fn handle(
                     // Clients see only committed records: the latest offset is the high
                     // watermark, and lookups never point at or past it.
                     let high_watermark = partition.high_watermark();
-                    let log = partition.log();
+                    let log = partition.log_reader();
                     let found = match p.timestamp {
                         LATEST => Some((high_watermark, -1)),
                         EARLIEST => Some((log.log_start_offset(), -1)),

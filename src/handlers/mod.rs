@@ -151,13 +151,15 @@ pub(crate) fn leader_epoch_error(client_epoch: i32, partition_epoch: i32) -> Opt
 
 /// The partition and its leader epoch when this broker leads it; otherwise the error Kafka
 /// gives: UNKNOWN_TOPIC_OR_PARTITION when the metadata has no such partition,
-/// NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh their metadata).
+/// NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh their metadata),
+/// or when the image that made this broker its leader is not reconciled here yet (the
+/// request path never opens a log; the client retries).
 pub(crate) fn led_here(
     broker: &Broker,
     image: &crate::metadata::MetadataImage,
     topic: &str,
     partition: i32,
-) -> Result<(i32, Arc<crate::broker::Partition>), kafka_protocol::error::ResponseError> {
+) -> Result<(i32, Arc<crate::replication::Partition>), kafka_protocol::error::ResponseError> {
     use kafka_protocol::error::ResponseError;
     let p = image
         .topics
@@ -171,17 +173,9 @@ pub(crate) fn led_here(
     if p.leader != broker.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
     }
-    let hosted = match broker.partitions.get(topic, partition) {
-        Some(p) => p,
-        None => {
-            // The image says this broker leads it, but the partition sync that follows a
-            // metadata change has not run yet: open it now.
-            let _ = broker.sync_partitions();
-            broker
-                .partitions
-                .get(topic, partition)
-                .ok_or(ResponseError::NotLeaderOrFollower)?
-        }
-    };
+    let hosted = broker
+        .partitions
+        .get(topic, partition)
+        .ok_or(ResponseError::NotLeaderOrFollower)?;
     Ok((p.leader_epoch, hosted))
 }

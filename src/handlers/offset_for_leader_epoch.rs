@@ -40,7 +40,7 @@ pub fn handle(
                         return r.with_error_code(code);
                     }
                     let (found_epoch, end_offset) =
-                        partition.log().end_offset_for_epoch(p.leader_epoch);
+                        partition.log_reader().end_offset_for_epoch(p.leader_epoch);
                     r.with_leader_epoch(found_epoch).with_end_offset(end_offset)
                 })
                 .collect();

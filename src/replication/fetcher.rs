@@ -8,7 +8,7 @@
 //! backs off briefly; a lost connection is re-made. Nothing here blocks other partitions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -19,10 +19,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use tokio::sync::Notify;
 
-use super::client::Connection;
-use super::{Key, ReplicaRole, Watermark};
-use crate::broker::{now_ms, Broker, Partition};
-use crate::log::batch::split_whole_batches;
+use super::client::{ClientError, Connection};
+use super::partition::FollowerOutcome as Outcome;
+use super::registry::PartitionRegistry;
+use super::Key;
+use crate::clock::now_ms;
+use crate::cluster::Metadata;
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -40,6 +42,19 @@ struct Target {
     retry_at: Option<Instant>,
 }
 
+/// Why a round with the leader failed (the connection is re-made).
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("broker {0} is not registered")]
+    UnknownLeader(i32),
+    #[error("not connected")]
+    NotConnected,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the leader refused the whole fetch with error {0}")]
+    Refused(i16),
+}
+
 /// A running fetcher: its partitions (changed by the manager) and its task.
 pub(super) struct FetcherHandle {
     targets: Arc<Mutex<HashMap<Key, Target>>>,
@@ -50,14 +65,16 @@ pub(super) struct FetcherHandle {
 impl FetcherHandle {
     pub(super) fn spawn(
         runtime: &tokio::runtime::Handle,
-        broker: Weak<Broker>,
+        partitions: Arc<PartitionRegistry>,
+        metadata: Metadata,
         node_id: i32,
         leader: i32,
     ) -> FetcherHandle {
         let targets = Arc::new(Mutex::new(HashMap::new()));
         let wake = Arc::new(Notify::new());
         let fetcher = Fetcher {
-            broker,
+            partitions,
+            metadata,
             node_id,
             leader,
             targets: targets.clone(),
@@ -93,7 +110,8 @@ impl FetcherHandle {
 }
 
 struct Fetcher {
-    broker: Weak<Broker>,
+    partitions: Arc<PartitionRegistry>,
+    metadata: Metadata,
     node_id: i32,
     leader: i32,
     targets: Arc<Mutex<HashMap<Key, Target>>>,
@@ -103,13 +121,6 @@ struct Fetcher {
 
 /// A partition ready to work on, with the leader epoch it is followed in.
 type Ready = (Key, i32);
-
-/// What to do with a partition after the leader's answer.
-enum Outcome {
-    Ok,
-    RetryLater,
-    TruncateAgain,
-}
 
 impl Fetcher {
     fn targets(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Target>> {
@@ -153,71 +164,62 @@ impl Fetcher {
 
     async fn run(mut self) {
         loop {
-            let Some(broker) = self.broker.upgrade() else {
-                return;
-            };
             let (truncate, fetch) = self.ready();
             if truncate.is_empty() && fetch.is_empty() {
-                drop(broker);
                 let _ = tokio::time::timeout(RETRY, self.wake.notified()).await;
                 continue;
             }
-            if let Err(e) = self.connect(&broker).await {
+            if let Err(e) = self.connect().await {
                 tracing::debug!(leader = self.leader, error = %e, "cannot reach the partition leader");
-                drop(broker);
                 tokio::time::sleep(RETRY * 2).await;
                 continue;
             }
             let result = if !truncate.is_empty() {
-                self.truncate(&broker, &truncate).await
+                self.truncate(&truncate).await
             } else {
-                self.fetch(&broker, &fetch).await
+                self.fetch(&fetch).await
             };
             if let Err(e) = result {
                 tracing::debug!(leader = self.leader, error = %e, "replica fetch failed; reconnecting");
                 self.conn = None;
-                drop(broker);
                 tokio::time::sleep(RETRY).await;
             }
         }
     }
 
-    async fn connect(&mut self, broker: &Broker) -> Result<(), String> {
+    async fn connect(&mut self) -> Result<(), FetchError> {
         if self.conn.is_some() {
             return Ok(());
         }
-        let image = broker.metadata.image();
+        let image = self.metadata.image();
         let b = image
             .brokers
             .get(&self.leader)
-            .ok_or_else(|| format!("broker {} is not registered", self.leader))?;
+            .ok_or(FetchError::UnknownLeader(self.leader))?;
         let addr = format!("{}:{}", b.host, b.port);
         let conn = Connection::connect(
             &addr,
             format!("broker-{}-replica-fetcher", self.node_id),
             CONNECT_TIMEOUT,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         self.conn = Some(conn);
         Ok(())
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, String> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| "not connected".to_string())
+    fn connection(&mut self) -> Result<&mut Connection, FetchError> {
+        self.conn.as_mut().ok_or(FetchError::NotConnected)
     }
 
     /// Truncates each partition to where its latest local epoch ends on the leader.
-    async fn truncate(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
+    async fn truncate(&mut self, items: &[Ready]) -> Result<(), FetchError> {
         let mut asked: HashMap<Key, i32> = HashMap::new();
         let mut by_topic: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
-            let Some(p) = broker.partitions.get(topic, *index) else {
+            let Some(p) = self.partitions.get(topic, *index) else {
                 continue;
             };
-            let Some(latest) = p.log().latest_epoch() else {
+            let Some(latest) = p.log_reader().latest_epoch() else {
                 // Nothing written under any epoch: nothing can diverge.
                 self.set_outcome(&(topic.clone(), *index), *epoch, Outcome::Ok);
                 continue;
@@ -252,8 +254,7 @@ impl Fetcher {
                 OFFSET_FOR_LEADER_EPOCH_VERSION,
                 CONNECT_TIMEOUT * 5,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         for t in response.topics {
             let topic = t.topic.0.to_string();
             for r in t.partitions {
@@ -261,13 +262,13 @@ impl Fetcher {
                 let Some(epoch) = asked.get(&key) else {
                     continue;
                 };
-                let Some(p) = broker.partitions.get(&topic, r.partition) else {
+                let Some(p) = self.partitions.get(&topic, r.partition) else {
                     continue;
                 };
                 let outcome = if r.error_code != 0 {
                     Outcome::RetryLater
                 } else {
-                    truncate_by_epoch(&p, self.leader, *epoch, r.leader_epoch, r.end_offset)
+                    p.truncate_as_follower(self.leader, *epoch, r.leader_epoch, r.end_offset)
                 };
                 self.set_outcome(&key, *epoch, outcome);
             }
@@ -276,15 +277,15 @@ impl Fetcher {
     }
 
     /// One fetch of every ready partition; appends what came back.
-    async fn fetch(&mut self, broker: &Broker, items: &[Ready]) -> Result<(), String> {
+    async fn fetch(&mut self, items: &[Ready]) -> Result<(), FetchError> {
         let epochs: HashMap<&Key, i32> = items.iter().map(|(k, e)| (k, *e)).collect();
         let mut by_topic: HashMap<String, Vec<FetchPartition>> = HashMap::new();
         for ((topic, index), epoch) in items {
-            let Some(p) = broker.partitions.get(topic, *index) else {
+            let Some(p) = self.partitions.get(topic, *index) else {
                 continue;
             };
             let (start, end) = {
-                let log = p.log();
+                let log = p.log_reader();
                 (log.log_start_offset(), log.log_end_offset())
             };
             by_topic.entry(topic.clone()).or_default().push(
@@ -320,10 +321,9 @@ impl Fetcher {
         let response = self
             .connection()?
             .send(&request, FETCH_VERSION, MAX_WAIT + CONNECT_TIMEOUT * 5)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if response.error_code != 0 {
-            return Err(format!("fetch failed with error {}", response.error_code));
+            return Err(FetchError::Refused(response.error_code));
         }
         for t in response.responses {
             let topic = t.topic.0.to_string();
@@ -332,14 +332,14 @@ impl Fetcher {
                 let Some(epoch) = epochs.get(&key) else {
                     continue;
                 };
-                let Some(p) = broker.partitions.get(&topic, r.partition_index) else {
+                let Some(p) = self.partitions.get(&topic, r.partition_index) else {
                     continue;
                 };
                 let outcome = if r.error_code == 0 {
                     let records = r.records.unwrap_or_default();
-                    append_fetched(&p, self.leader, *epoch, &records, r.high_watermark)
+                    p.append_as_follower(self.leader, *epoch, &records, r.high_watermark, now_ms())
                 } else if r.error_code == ResponseError::OffsetOutOfRange.code() {
-                    out_of_range(&p, r.log_start_offset)
+                    p.restart_at_leader_start(r.log_start_offset)
                 } else {
                     tracing::debug!(
                         topic,
@@ -354,103 +354,4 @@ impl Fetcher {
         }
         Ok(())
     }
-}
-
-/// Whether this broker still follows `leader` in `epoch` for `p` (under the role lock).
-fn follows(role: &ReplicaRole, leader: i32, epoch: i32) -> bool {
-    matches!(role, ReplicaRole::Follower { leader: l, leader_epoch: e } if *l == leader && *e == epoch)
-}
-
-/// Applies the leader's answer to OffsetForLeaderEpoch for this log's latest epoch: the
-/// log keeps what the leader has of that epoch (or of the latest epoch the leader knows
-/// below it) and drops the rest.
-fn truncate_by_epoch(
-    p: &Partition,
-    leader: i32,
-    epoch: i32,
-    leader_epoch: i32,
-    leader_end: i64,
-) -> Outcome {
-    let role = p.role();
-    if !follows(&role, leader, epoch) {
-        return Outcome::RetryLater;
-    }
-    let mut log = p.log();
-    let end = log.log_end_offset();
-    let target = if leader_epoch < 0 || leader_end < 0 {
-        // The leader holds none of this log's epochs: keep nothing that could diverge.
-        log.log_start_offset()
-    } else if Some(leader_epoch) == log.latest_epoch() {
-        leader_end.min(end)
-    } else {
-        let (_, local_end) = log.end_offset_for_epoch(leader_epoch);
-        leader_end.min(local_end).min(end)
-    };
-    if target < end {
-        tracing::info!(
-            topic = %p.topic,
-            partition = p.index,
-            from = end,
-            to = target,
-            leader,
-            "truncating the divergent tail of a follower"
-        );
-        if let Err(e) = log.truncate_to(target) {
-            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
-            return Outcome::TruncateAgain;
-        }
-    }
-    let end = log.log_end_offset();
-    drop(log);
-    p.publish_watermark(Watermark {
-        offset: p.high_watermark().min(end),
-        leader_epoch: None,
-    });
-    Outcome::Ok
-}
-
-/// Appends fetched batches (the leader's bytes as they are) and takes the leader's high
-/// watermark, capped at this log's end.
-fn append_fetched(p: &Partition, leader: i32, epoch: i32, records: &[u8], hw: i64) -> Outcome {
-    let role = p.role();
-    if !follows(&role, leader, epoch) {
-        return Outcome::RetryLater;
-    }
-    let mut log = p.log();
-    if !records.is_empty() {
-        let appended = split_whole_batches(records)
-            .map_err(|e| e.to_string())
-            .and_then(|(headers, len)| {
-                if headers.is_empty() {
-                    return Ok(());
-                }
-                log.append_replicated(&records[..len], &headers, now_ms())
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = appended {
-            tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot append replicated batches; truncating by epoch again");
-            return Outcome::TruncateAgain;
-        }
-    }
-    let end = log.log_end_offset();
-    drop(log);
-    p.publish_watermark(Watermark {
-        offset: hw.min(end).max(0),
-        leader_epoch: None,
-    });
-    Outcome::Ok
-}
-
-/// The leader no longer has the fetch offset: below its log start, this log restarts there
-/// (retention removed what this follower missed); otherwise the log diverged.
-fn out_of_range(p: &Partition, leader_start: i64) -> Outcome {
-    let mut log = p.log();
-    if leader_start > log.log_end_offset() {
-        tracing::info!(topic = %p.topic, partition = p.index, offset = leader_start, "follower restarts its log at the leader's log start");
-        if let Err(e) = log.truncate_fully_and_start_at(leader_start) {
-            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "cannot restart the log");
-        }
-        return Outcome::Ok;
-    }
-    Outcome::TruncateAgain
 }

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use super::image::{ApplyError, MetadataImage};
-use super::MetadataCommand;
-use crate::cluster::{AppliedImage, ClusterError, Manager, QuorumInfo};
+use super::{AppliedImage, ClusterError, Manager, QuorumInfo};
+use crate::metadata::{ApplyError, MetadataCommand, MetadataImage};
 
-/// The broker's view of the cluster metadata.
+/// The broker's view of the cluster metadata. Clones share one Raft manager.
+#[derive(Clone)]
 pub struct Metadata {
     raft: Arc<Manager>,
 }
@@ -47,9 +47,18 @@ impl Metadata {
         &self,
         command: MetadataCommand,
     ) -> Result<Arc<MetadataImage>, ProposeError> {
-        let (_index, applied) = self.raft.propose(command).await?;
+        self.propose_at(command).await.map(|(_, image)| image)
+    }
+
+    /// [`propose`](Self::propose), also returning the Raft index the command was applied
+    /// at (to wait until this broker acted on it, see `Reconciler::wait_reconciled`).
+    pub async fn propose_at(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<(u64, Arc<MetadataImage>), ProposeError> {
+        let (index, applied) = self.raft.propose(command).await?;
         applied?;
-        Ok(self.raft.image())
+        Ok((index, self.raft.image()))
     }
 
     /// The controller: the Raft leader's node id, when there is one.

@@ -1,98 +1,25 @@
-//! The partitions this broker hosts: one [`PartitionLog`] each, plus the fetchers waiting
-//! for new data on it.
+//! The partitions this broker hosts, by (topic, partition): opening and recovering their
+//! logs, applying topic config changes, deleting the data of deleted topics, and the
+//! high-watermark checkpoint.
 //!
-//! Invariants: the registry holds exactly the partitions of the current metadata image
-//! (after [`PartitionRegistry::sync`]); a partition directory carries the id of the topic
-//! it belongs to (`partition.metadata`), so a directory left over from a deleted topic of
-//! the same name is never mistaken for the new topic's data.
-//! Locks: `log` is a std mutex held only for synchronous log calls, never across `.await`.
+//! Invariants: after [`PartitionRegistry::sync`] the registry holds exactly the partitions
+//! of that image with a replica on this broker; a partition directory carries the id of the
+//! topic it belongs to (`partition.metadata`), so a directory left over from a deleted topic
+//! of the same name is never mistaken for the new topic's data. `sync` does blocking file
+//! work: call it off the async workers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use super::checkpoint;
+use super::partition::Partition;
 use crate::config::{Config, FlushPolicy};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::metadata::MetadataImage;
-use crate::replication::{checkpoint, ReplicaRole, Watermark};
 use crate::topic_config::TopicSettings;
-
-/// One hosted partition.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub topic_id: Uuid,
-    log: Mutex<PartitionLog>,
-    waiters: Mutex<Vec<Arc<Notify>>>,
-    /// Leader, follower or neither; see `crate::replication`. Lock order: `replica`, then
-    /// `log`.
-    pub(crate) replica: Mutex<ReplicaRole>,
-    /// The high watermark, and whether this broker leads the partition.
-    watermark: watch::Sender<Watermark>,
-}
-
-impl Partition {
-    /// Locks the log for a synchronous call.
-    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Wakes every fetch waiting on this partition.
-    pub fn notify_appended(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in waiters {
-            w.notify_one();
-        }
-    }
-
-    /// The replica role, locked (before `log` when both are needed).
-    pub(crate) fn role(&self) -> MutexGuard<'_, ReplicaRole> {
-        self.replica.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The high watermark: consumers read below it, and acks=all waits for it.
-    pub fn high_watermark(&self) -> i64 {
-        self.watermark.borrow().offset
-    }
-
-    /// The high watermark and leadership.
-    pub fn watermark(&self) -> Watermark {
-        *self.watermark.borrow()
-    }
-
-    /// Watches the high watermark and leadership.
-    pub fn subscribe_watermark(&self) -> watch::Receiver<Watermark> {
-        self.watermark.subscribe()
-    }
-
-    /// Publishes a new watermark when it differs from the current one; returns whether the
-    /// offset went up (consumers waiting in a fetch are woken then).
-    pub(crate) fn publish_watermark(&self, new: Watermark) -> bool {
-        let mut advanced = false;
-        self.watermark.send_if_modified(|w| {
-            if *w == new {
-                return false;
-            }
-            advanced = new.offset > w.offset;
-            *w = new;
-            true
-        });
-        if advanced {
-            self.notify_appended();
-        }
-        advanced
-    }
-
-    /// Registers `waker` to be notified on the next append.
-    pub fn wait_for_append(&self, waker: &Arc<Notify>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        waiters.retain(|w| Arc::strong_count(w) > 1);
-        waiters.push(waker.clone());
-    }
-}
 
 /// The directory of a partition: `<data_dir>/<topic>-<partition>`, as Kafka names it.
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -202,7 +129,7 @@ impl PartitionRegistry {
                 }
                 let key = (topic.name.clone(), idx as i32);
                 if let Some(existing) = map.get(&key) {
-                    existing.log().update_config(log_config.clone());
+                    existing.update_config(log_config.clone());
                     continue;
                 }
                 let dir = partition_dir(data_dir, &topic.name, idx as i32);
@@ -223,21 +150,16 @@ impl PartitionRegistry {
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&key)
                     .copied();
-                let start = Watermark {
-                    offset: checkpointed.map_or(lso, |hw| hw.clamp(lso, leo)),
-                    leader_epoch: None,
-                };
+                let start = checkpointed.map_or(lso, |hw| hw.clamp(lso, leo));
                 map.insert(
                     key,
-                    Arc::new(Partition {
-                        topic: topic.name.clone(),
-                        index: idx as i32,
-                        topic_id: topic.id,
-                        log: Mutex::new(log),
-                        waiters: Mutex::new(Vec::new()),
-                        replica: Mutex::new(ReplicaRole::None),
-                        watermark: watch::Sender::new(start),
-                    }),
+                    Arc::new(Partition::new(
+                        topic.name.clone(),
+                        idx as i32,
+                        topic.id,
+                        log,
+                        start,
+                    )),
                 );
             }
         }
