@@ -6,7 +6,8 @@
 //! - [`records`]: walks the records of an uncompressed batch (timestamp lookups only).
 //! - [`builder`]: encodes uncompressed batches (tests, benches, internal topics).
 //! - [`scan`]: sequential batch walk over a `.log` file with positioned reads.
-//! - [`index`]: memory-mapped sparse offset and time indexes (Kafka's formats).
+//! - [`index`]: memory-mapped sparse offset and time indexes (Kafka's formats), one generic
+//!   index type over their two entry types.
 //! - [`segment`]: one `.log` + `.index` + `.timeindex`.
 //! - [`recovery`]: opening a directory after a clean or unclean stop.
 //! - [`epoch_cache`]: the leader epoch history and `leader-epoch-checkpoint`.
@@ -15,7 +16,7 @@
 //! - [`checkpoint`]: atomic writes of small control files.
 //! - [`config`]: [`LogConfig`] and [`FlushPolicy`] with Kafka's defaults.
 //! - [`partition_log`]: [`PartitionLog`], the log of one partition (append, read,
-//!   retention, truncation, flush).
+//!   retention, truncation, flush), one file per job.
 //! - [`dump`]: prints and validates a partition directory or a segment file.
 //! - [`error`]: [`LogError`] and its mapping to Kafka error codes.
 //!
