@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use crate::config::topic::TopicSettings;
 use crate::config::{Config, FlushPolicy};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::metadata::MetadataImage;
 use crate::replication::{checkpoint, ReplicaRole, Watermark};
-use crate::topic_config::TopicSettings;
 
 /// One hosted partition.
 pub struct Partition {

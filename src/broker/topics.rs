@@ -10,8 +10,8 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::Broker;
+use crate::config::topic as topic_config;
 use crate::metadata::{MetadataCommand, PartitionAssignment, ProposeError, TopicImage};
-use crate::topic_config;
 
 /// A refused admin operation: the Kafka error and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::{AdminError, Broker};
+use crate::config::topic::{self as topic_config, ConfigKind, TOPIC_CONFIGS};
 use crate::config::{Config, FlushPolicy};
-use crate::topic_config::{self, ConfigKind, TOPIC_CONFIGS};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;

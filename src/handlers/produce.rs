@@ -26,7 +26,7 @@ use crate::replication::{self, ReplicaRole};
 
 /// The zstd codec id in a batch's attributes.
 const ZSTD: u8 = 4;
-use crate::topic_config::TopicSettings;
+use crate::config::topic::TopicSettings;
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::configs::config_source;
 use super::str_bytes;
 use crate::broker::{AdminError, Broker};
-use crate::topic_config::{self, TOPIC_CONFIGS};
+use crate::config::topic::{self as topic_config, TOPIC_CONFIGS};
 
 fn names_seen_twice<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
     let mut counts: HashMap<String, usize> = HashMap::new();
