@@ -9,6 +9,7 @@
 //! types and out-of-range values with one line naming the file and the field, before the
 //! broker creates any directory.
 
+pub mod broker;
 pub mod file;
 pub mod topic;
 
@@ -111,5 +112,38 @@ impl Config {
     /// This broker's id (the Raft node id once the cluster exists; 1 on a single node).
     pub fn node_id(&self) -> i32 {
         self.cluster.node_id
+    }
+}
+
+/// The type a config reports in DescribeConfigs (Kafka's ConfigType ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+}
+
+/// Where a config's value comes from (Kafka's ConfigSource ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A topic's own override.
+    DynamicTopic = 1,
+    /// The broker's config file changed the built-in default.
+    StaticBroker = 4,
+    /// The built-in default ([`Config::default`]).
+    Default = 5,
+}
+
+impl ConfigSource {
+    /// The source of a broker-level value: DEFAULT_CONFIG when it is the built-in
+    /// default's, STATIC_BROKER_CONFIG when the config file changed it.
+    pub fn of_broker_value<T: PartialEq + ?Sized>(value: &T, builtin: &T) -> ConfigSource {
+        if value == builtin {
+            ConfigSource::Default
+        } else {
+            ConfigSource::StaticBroker
+        }
     }
 }
