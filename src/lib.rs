@@ -1,7 +1,8 @@
 //! A Kafka-wire-compatible message broker.
 //!
 //! Map of the crate:
-//! - [`config`]: the JSON configuration (the guide's format), its defaults and validation.
+//! - [`config`]: the JSON configuration (the guide's format), its defaults and validation;
+//!   the topic configs and the broker configs DescribeConfigs reports.
 //! - [`log`]: per-partition segment logs on local disk (segments, indexes, recovery, retention).
 //! - [`metadata`]: the metadata image (topics, partitions, epochs, configs) changed only by
 //!   applying [`metadata::MetadataCommand`]s; data only, no I/O.
@@ -29,4 +30,3 @@ pub mod log;
 pub mod metadata;
 pub mod replication;
 pub mod server;
-pub mod topic_config;

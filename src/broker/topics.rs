@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use super::Broker;
 use crate::cluster::{controller, ProposeError};
+use crate::config::topic as topic_config;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{MetadataCommand, MetadataImage, PartitionAssignment, TopicImage};
-use crate::topic_config;
 
 /// A refused admin operation: the Kafka error and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,8 +404,8 @@ impl Broker {
             return Ok(());
         }
         let mut configs = BTreeMap::new();
-        configs.insert("segment.bytes".to_string(), "104857600".to_string());
-        configs.insert("retention.ms".to_string(), "-1".to_string());
+        configs.insert(topic_config::SEGMENT_BYTES.to_string(), "104857600".to_string());
+        configs.insert(topic_config::RETENTION_MS.to_string(), "-1".to_string());
         let groups = &self.config.groups;
         match self
             .create_internal_topic(

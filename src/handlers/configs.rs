@@ -1,5 +1,9 @@
 //! DescribeConfigs (topic and broker resources: every config with its value, source,
 //! synonyms, type and documentation) and IncrementalAlterConfigs for topic configs.
+//!
+//! The configs themselves, their values and sources are the tables of
+//! [`crate::config::topic`] and [`crate::config::broker`]; this file only maps them to the
+//! wire (resources, the configuration_keys filter, synonyms, documentation, v0 sources).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,223 +20,22 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::{AdminError, Broker};
-use crate::config::{Config, FlushPolicy};
-use crate::topic_config::{self, ConfigKind, TOPIC_CONFIGS};
+use crate::config::broker::broker_configs;
+use crate::config::{topic, ConfigSource};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-// Kafka's ConfigSource ids.
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
-
-/// Where the effective value of a topic config comes from.
-pub fn config_source(config: &Config, overrides: &BTreeMap<String, String>, key: &str) -> i8 {
-    if overrides.contains_key(key) {
-        SOURCE_DYNAMIC_TOPIC
-    } else {
-        broker_source(config, key)
-    }
-}
-
-/// STATIC_BROKER_CONFIG when the broker config file changed the built-in default.
-fn broker_source(config: &Config, key: &str) -> i8 {
-    if topic_config::broker_default(config, key)
-        == topic_config::broker_default(&Config::default(), key)
-    {
-        SOURCE_DEFAULT
-    } else {
-        SOURCE_STATIC_BROKER
-    }
-}
-
-struct BrokerConfigEntry {
-    name: &'static str,
-    value: Option<String>,
-    kind: ConfigKind,
-    default: Option<String>,
-    doc: &'static str,
-}
-
-fn broker_configs(broker: &Broker, config: &Config) -> Vec<BrokerConfigEntry> {
-    let flush_messages = match config.flush {
-        FlushPolicy::Always => Some("1".to_string()),
-        FlushPolicy::EveryMessages(n) => Some(n.to_string()),
-        _ => Some(i64::MAX.to_string()),
-    };
-    let flush_ms = match config.flush {
-        FlushPolicy::Interval(d) => Some(d.as_millis().to_string()),
-        _ => None,
-    };
-    let listener = format!("PLAINTEXT://{}:{}", config.server.host, config.server.port);
-    let advertised = format!(
-        "PLAINTEXT://{}:{}",
-        config.server.advertised_host, config.server.port
-    );
-    let retention_ms = topic_config::broker_default(config, "retention.ms");
-    let d = Config::default();
-    let e = |name, value: Option<String>, kind, default: Option<String>, doc| BrokerConfigEntry {
-        name,
-        value,
-        kind,
-        default,
-        doc,
-    };
-    vec![
-        e(
-            "advertised.listeners",
-            Some(advertised),
-            ConfigKind::String,
-            None,
-            "The address clients are told to use.",
-        ),
-        e(
-            "auto.create.topics.enable",
-            Some(config.auto_create_topics.to_string()),
-            ConfigKind::Boolean,
-            Some(d.auto_create_topics.to_string()),
-            "Create unknown topics on first use (auto_create_topics).",
-        ),
-        e(
-            "broker.id",
-            Some(broker.node_id.to_string()),
-            ConfigKind::Int,
-            Some("1".into()),
-            "This broker's id (cluster.node_id).",
-        ),
-        e(
-            "compression.type",
-            Some("producer".into()),
-            ConfigKind::String,
-            Some("producer".into()),
-            "Batches are stored as the producer compressed them.",
-        ),
-        e(
-            "default.replication.factor",
-            Some("1".into()),
-            ConfigKind::Int,
-            Some("1".into()),
-            "Replication factor of auto-created topics.",
-        ),
-        e(
-            "listeners",
-            Some(listener),
-            ConfigKind::String,
-            None,
-            "The address the broker listens on (server.host, server.port).",
-        ),
-        e(
-            "log.cleanup.policy",
-            Some("delete".into()),
-            ConfigKind::String,
-            Some("delete".into()),
-            "Old segments are deleted.",
-        ),
-        e(
-            "log.dirs",
-            Some(config.data_dir.display().to_string()),
-            ConfigKind::String,
-            None,
-            "Partition data directory (data_dir).",
-        ),
-        e(
-            "log.flush.interval.messages",
-            flush_messages,
-            ConfigKind::Long,
-            Some(i64::MAX.to_string()),
-            "Records between fsyncs (flush.policy).",
-        ),
-        e(
-            "log.flush.interval.ms",
-            flush_ms,
-            ConfigKind::Long,
-            None,
-            "Milliseconds between fsyncs (flush.policy interval).",
-        ),
-        e(
-            "log.message.timestamp.type",
-            Some("CreateTime".into()),
-            ConfigKind::String,
-            Some("CreateTime".into()),
-            "Default timestamp type of topics.",
-        ),
-        e(
-            "log.retention.bytes",
-            Some(topic_config::broker_default(config, "retention.bytes")),
-            ConfigKind::Long,
-            Some("-1".into()),
-            "Size limit per partition (retention_bytes).",
-        ),
-        e(
-            "log.retention.check.interval.ms",
-            Some(config.retention_check_interval.as_millis().to_string()),
-            ConfigKind::Long,
-            Some(d.retention_check_interval.as_millis().to_string()),
-            "How often retention runs (retention_check_interval).",
-        ),
-        e(
-            "log.retention.ms",
-            Some(retention_ms),
-            ConfigKind::Long,
-            Some(topic_config::broker_default(&d, "retention.ms")),
-            "Age limit of segments (retention_time).",
-        ),
-        e(
-            "log.segment.bytes",
-            Some(config.segment_size.to_string()),
-            ConfigKind::Int,
-            Some(d.segment_size.to_string()),
-            "Segment size (segment_size).",
-        ),
-        e(
-            "message.max.bytes",
-            Some(config.max_message_bytes.to_string()),
-            ConfigKind::Int,
-            Some(d.max_message_bytes.to_string()),
-            "Largest record batch (max_message_bytes).",
-        ),
-        e(
-            "min.insync.replicas",
-            Some("1".into()),
-            ConfigKind::Int,
-            Some("1".into()),
-            "Replicas that must acknowledge an acks=all write.",
-        ),
-        e(
-            "node.id",
-            Some(broker.node_id.to_string()),
-            ConfigKind::Int,
-            Some("1".into()),
-            "This broker's id (cluster.node_id).",
-        ),
-        e(
-            "num.partitions",
-            Some(config.default_partitions.to_string()),
-            ConfigKind::Int,
-            Some(d.default_partitions.to_string()),
-            "Partitions of auto-created topics (default_partitions).",
-        ),
-        e(
-            "socket.request.max.bytes",
-            Some(config.server.max_request_bytes.to_string()),
-            ConfigKind::Int,
-            Some(d.server.max_request_bytes.to_string()),
-            "Largest request accepted (server.max_request_bytes).",
-        ),
-        e(
-            "unclean.leader.election.enable",
-            Some("false".into()),
-            ConfigKind::Boolean,
-            Some("false".into()),
-            "Whether an out-of-sync replica may become leader.",
-        ),
-    ]
-}
-
 fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, name: &str) -> bool {
     keys.as_ref()
         .is_none_or(|k| k.is_empty() || k.iter().any(|k| k.as_str() == name))
+}
+
+fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(value.map(str_bytes))
+        .with_source(source as i8)
 }
 
 fn describe_topic(
@@ -249,40 +52,28 @@ fn describe_topic(
             format!("topic '{name}' does not exist"),
         )
     })?;
-    let config = &broker.config;
-    Ok(TOPIC_CONFIGS
-        .iter()
-        .filter(|d| wanted(keys, d.name))
-        .map(|d| {
-            let value = topic_config::effective_value(config, &topic.configs, d.name);
-            let source = config_source(config, &topic.configs, d.name);
+    Ok(topic::describe(&broker.config, &topic.configs)
+        .filter(|c| wanted(keys, c.def.name))
+        .map(|c| {
             let mut synonyms = Vec::new();
             if request.include_synonyms {
-                if let Some(v) = topic.configs.get(d.name) {
-                    synonyms.push(
-                        DescribeConfigsSynonym::default()
-                            .with_name(str_bytes(d.name))
-                            .with_value(Some(str_bytes(v.clone())))
-                            .with_source(SOURCE_DYNAMIC_TOPIC),
-                    );
+                if let Some(v) = c.override_value {
+                    synonyms.push(synonym(c.def.name, Some(v), c.source));
                 }
-                synonyms.push(
-                    DescribeConfigsSynonym::default()
-                        .with_name(str_bytes(d.broker_synonym))
-                        .with_value(Some(str_bytes(topic_config::broker_default(
-                            config, d.name,
-                        ))))
-                        .with_source(broker_source(config, d.name)),
-                );
+                synonyms.push(synonym(
+                    c.def.broker_synonym,
+                    Some(c.broker_default),
+                    c.broker_source,
+                ));
             }
             DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(d.name))
-                .with_value(Some(str_bytes(value)))
+                .with_name(str_bytes(c.def.name))
+                .with_value(Some(str_bytes(c.value)))
                 .with_read_only(false)
-                .with_config_source(if version == 0 { 0 } else { source })
+                .with_config_source(if version == 0 { 0 } else { c.source as i8 })
                 .with_synonyms(synonyms)
-                .with_config_type(d.kind as i8)
-                .with_documentation(request.include_documentation.then(|| str_bytes(d.doc)))
+                .with_config_type(c.def.kind as i8)
+                .with_documentation(request.include_documentation.then(|| str_bytes(c.def.doc)))
         })
         .collect())
 }
@@ -299,20 +90,12 @@ fn describe_broker(
             format!("broker '{name}' is not this broker ({})", broker.node_id),
         ));
     }
-    Ok(broker_configs(broker, &broker.config)
+    Ok(broker_configs(&broker.config)
         .into_iter()
         .filter(|c| wanted(keys, c.name))
         .map(|c| {
-            let source = if c.value.is_some() && c.value == c.default {
-                SOURCE_DEFAULT
-            } else {
-                SOURCE_STATIC_BROKER
-            };
             let synonyms = if request.include_synonyms {
-                vec![DescribeConfigsSynonym::default()
-                    .with_name(str_bytes(c.name))
-                    .with_value(c.value.clone().map(str_bytes))
-                    .with_source(source)]
+                vec![synonym(c.name, c.value.clone(), c.source)]
             } else {
                 Vec::new()
             };
@@ -320,7 +103,7 @@ fn describe_broker(
                 .with_name(str_bytes(c.name))
                 .with_value(c.value.map(str_bytes))
                 .with_read_only(true)
-                .with_config_source(source)
+                .with_config_source(c.source as i8)
                 .with_synonyms(synonyms)
                 .with_config_type(c.kind as i8)
                 .with_documentation(request.include_documentation.then(|| str_bytes(c.doc)))

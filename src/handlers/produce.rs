@@ -28,7 +28,7 @@ use crate::log::batch::validate_producer_batches;
 use crate::log::BatchHeader;
 use crate::metadata::MetadataImage;
 use crate::replication::{AppendError, CommitHandle, Partition};
-use crate::topic_config::TopicSettings;
+use crate::config::topic::TopicSettings;
 
 /// The zstd codec id in a batch's attributes.
 const ZSTD: u8 = 4;

@@ -16,10 +16,9 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::configs::config_source;
 use super::str_bytes;
 use crate::broker::{AdminError, Broker};
-use crate::topic_config::{self, TOPIC_CONFIGS};
+use crate::config::topic as topic_config;
 
 fn names_seen_twice<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -135,22 +134,12 @@ pub async fn create(
                             .map_or(1, |p| p.replicas.len() as i16),
                     );
                 if version >= 5 {
-                    let configs = TOPIC_CONFIGS
-                        .iter()
-                        .map(|d| {
-                            let value = topic_config::effective_value(
-                                &broker.config,
-                                &created.configs,
-                                d.name,
-                            );
+                    let configs = topic_config::describe(&broker.config, &created.configs)
+                        .map(|c| {
                             CreatableTopicConfigs::default()
-                                .with_name(str_bytes(d.name))
-                                .with_value(Some(str_bytes(value)))
-                                .with_config_source(config_source(
-                                    &broker.config,
-                                    &created.configs,
-                                    d.name,
-                                ))
+                                .with_name(str_bytes(c.def.name))
+                                .with_value(Some(str_bytes(c.value)))
+                                .with_config_source(c.source as i8)
                         })
                         .collect();
                     result = result.with_configs(Some(configs));

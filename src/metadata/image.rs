@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::config::topic::UNCLEAN_LEADER_ELECTION_ENABLE;
+
 use super::command::{MetadataCommand, PartitionAssignment};
 
 /// A broker clients can connect to.
@@ -182,7 +184,7 @@ impl MetadataImage {
         for topic in self.topics.values_mut() {
             let unclean = topic
                 .configs
-                .get("unclean.leader.election.enable")
+                .get(UNCLEAN_LEADER_ELECTION_ENABLE)
                 .is_some_and(|v| v == "true");
             for p in &mut topic.partitions {
                 if p.isr.len() > 1 && p.isr.contains(&id) {
@@ -601,7 +603,7 @@ mod tests {
     #[test]
     fn unclean_election_takes_any_live_replica_when_the_topic_allows_it() {
         let configs = BTreeMap::from([(
-            "unclean.leader.election.enable".to_string(),
+            UNCLEAN_LEADER_ELECTION_ENABLE.to_string(),
             "true".to_string(),
         )]);
         let mut image = three_brokers_and_rf3_topic(configs);

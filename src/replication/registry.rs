@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use super::checkpoint;
 use super::partition::Partition;
+use crate::config::topic::TopicSettings;
 use crate::config::{Config, FlushPolicy};
 use crate::log::{LogConfig, LogError, PartitionLog};
 use crate::metadata::MetadataImage;
-use crate::topic_config::TopicSettings;
 
 /// The directory of a partition: `<data_dir>/<topic>-<partition>`, as Kafka names it.
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {

@@ -1,103 +1,16 @@
-//! The broker configuration: the guide's JSON format, its defaults, and validation.
+//! The config file: the guide's JSON format (unknown fields refused), the built-in
+//! defaults, and the validation that turns the text into a [`Config`].
 //!
-//! Invariant: a [`Config`] that exists is valid. Loading refuses unknown fields, wrong
-//! types and out-of-range values with one line naming the file and the field, before the
-//! broker creates any directory.
+//! Invariant: the only ways to get a [`Config`] are [`Config::load`], [`Config::parse`]
+//! and [`Config::default`], and all three go through the same validation, so a `Config`
+//! that exists is valid; every error names the file and the field.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// A configuration error: the file, the field and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub field: String,
-    pub message: String,
-}
-
-/// When the broker forces appended data to disk (fdatasync). Kafka's default is to leave it
-/// to the page cache and rely on replication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushPolicy {
-    /// Never fsync on the write path (Kafka's default); the OS writes back dirty pages.
-    Never,
-    /// fsync after every N appended records (Kafka's `flush.messages`).
-    EveryMessages(u64),
-    /// fsync every interval, from a background task (Kafka's `flush.ms`).
-    Interval(Duration),
-    /// fsync before acknowledging every produce.
-    Always,
-}
-
-/// The whole broker configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Partition data directory.
-    pub data_dir: PathBuf,
-    pub max_topic_partitions: i32,
-    pub segment_size: u64,
-    /// `None` means keep forever.
-    pub retention_time: Option<Duration>,
-    /// `None` means no size limit.
-    pub retention_bytes: Option<i64>,
-    pub retention_check_interval: Duration,
-    pub default_partitions: i32,
-    pub auto_create_topics: bool,
-    pub max_message_bytes: i32,
-    pub flush: FlushPolicy,
-    /// Replicas of a new topic when CreateTopics leaves it to the broker (-1).
-    pub default_replication_factor: i16,
-    /// The default of the topic config `min.insync.replicas`.
-    pub min_insync_replicas: i32,
-    /// A follower that has not caught up with the leader for this long leaves the ISR
-    /// (Kafka's `replica.lag.time.max.ms`).
-    pub replica_lag_time_max: Duration,
-    pub groups: GroupConfig,
-    pub server: ServerConfig,
-    pub cluster: ClusterConfig,
-}
-
-/// Consumer group coordination (Kafka's `offsets.topic.num.partitions`,
-/// `group.initial.rebalance.delay.ms`, `group.min/max.session.timeout.ms`).
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    pub offsets_topic_partitions: i32,
-    /// Replicas of `__consumer_offsets`; -1 takes `default_replication_factor`.
-    pub offsets_topic_replication_factor: i16,
-    pub initial_rebalance_delay: Duration,
-    pub min_session_timeout: Duration,
-    pub max_session_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address the listener binds to.
-    pub host: String,
-    pub port: u16,
-    /// Host clients are told to connect to in Metadata.
-    pub advertised_host: String,
-    pub log_file: Option<PathBuf>,
-    pub max_request_bytes: usize,
-}
-
-/// The guide's `cluster` section. Parsed and validated now; the Raft cluster uses it.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub enabled: bool,
-    pub node_id: i32,
-    pub raft_address: Option<String>,
-    pub initial_members: Vec<String>,
-    pub data_dir: Option<PathBuf>,
-    pub election_rtt: u64,
-    pub heartbeat_rtt: u64,
-    pub rtt_ms: u64,
-    pub check_quorum: bool,
-    pub snapshot_entries: u64,
-    pub compaction_overhead: u64,
-}
+use super::{ClusterConfig, Config, ConfigError, FlushPolicy, GroupConfig, ServerConfig};
 
 impl Default for Config {
     fn default() -> Self {
@@ -567,11 +480,6 @@ impl Config {
             },
             cluster,
         })
-    }
-
-    /// This broker's id (the Raft node id once the cluster exists; 1 on a single node).
-    pub fn node_id(&self) -> i32 {
-        self.cluster.node_id
     }
 }
 
