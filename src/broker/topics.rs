@@ -404,7 +404,10 @@ impl Broker {
             return Ok(());
         }
         let mut configs = BTreeMap::new();
-        configs.insert(topic_config::SEGMENT_BYTES.to_string(), "104857600".to_string());
+        configs.insert(
+            topic_config::SEGMENT_BYTES.to_string(),
+            "104857600".to_string(),
+        );
         configs.insert(topic_config::RETENTION_MS.to_string(), "-1".to_string());
         let groups = &self.config.groups;
         match self

@@ -24,11 +24,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{led_here, str_bytes};
 use crate::broker::{now_ms, Broker};
+use crate::config::topic::TopicSettings;
 use crate::log::batch::validate_producer_batches;
 use crate::log::BatchHeader;
 use crate::metadata::MetadataImage;
 use crate::replication::{AppendError, CommitHandle, Partition};
-use crate::config::topic::TopicSettings;
 
 /// The zstd codec id in a batch's attributes.
 const ZSTD: u8 = 4;
