@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the project: unit and integration tests of the workspace, the client
+# Runs every test of the project: the format and lint gate, unit and integration tests of the workspace, the client
 # compatibility suite (installs its own clients) on one node and on three (replication
 # factor 3), the three-node cluster scenario, a short replication chaos run (kill -9 of
 # partition leaders under acks=all load), a short pause run (SIGSTOP/SIGCONT of partition
@@ -9,6 +9,10 @@
 #        FUZZ_SECONDS=300 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== format and lints (cargo fmt --check, cargo clippy --all-targets -D warnings)"
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings 2>&1
 
 echo "== cargo test (workspace)"
 cargo test --workspace --release 2>&1
