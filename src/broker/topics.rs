@@ -48,11 +48,7 @@ impl From<ProposeError> for AdminError {
             ProposeError::Apply(ApplyError::UnknownTopic(_)) => {
                 AdminError::new(ResponseError::UnknownTopicOrPartition, e.to_string())
             }
-            ProposeError::Cluster(c) => AdminError::new(
-                ResponseError::try_from_code(c.kafka_error_code())
-                    .unwrap_or(ResponseError::UnknownServerError),
-                e.to_string(),
-            ),
+            ProposeError::Cluster(c) => AdminError::new(c.kafka_error(), e.to_string()),
             _ => AdminError::new(ResponseError::InvalidRequest, e.to_string()),
         }
     }

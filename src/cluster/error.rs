@@ -7,14 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raft::{LogStoreError, SnapshotError};
+use kafka_protocol::error::ResponseError;
 
-/// Kafka error code REQUEST_TIMED_OUT.
-pub const REQUEST_TIMED_OUT: i16 = 7;
-/// Kafka error code NOT_CONTROLLER.
-pub const NOT_CONTROLLER: i16 = 41;
-/// Kafka error code UNKNOWN_SERVER_ERROR.
-pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+use super::raft::{LogStoreError, SnapshotError};
 
 /// Everything that can go wrong in `crate::cluster`.
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +76,14 @@ impl ClusterError {
         matches!(self, ClusterError::NoLeader { .. })
     }
 
-    /// The Kafka error code a handler should answer with.
-    pub fn kafka_error_code(&self) -> i16 {
+    /// The Kafka error a handler should answer with.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            ClusterError::NoLeader { .. } => NOT_CONTROLLER,
-            ClusterError::Ambiguous { .. } | ClusterError::NotApplied { .. } => REQUEST_TIMED_OUT,
-            _ => UNKNOWN_SERVER_ERROR,
+            ClusterError::NoLeader { .. } => ResponseError::NotController,
+            ClusterError::Ambiguous { .. } | ClusterError::NotApplied { .. } => {
+                ResponseError::RequestTimedOut
+            }
+            _ => ResponseError::UnknownServerError,
         }
     }
 }

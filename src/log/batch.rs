@@ -21,6 +21,8 @@
 //!   CRC; any change to `attributes` or `maxTimestamp` recomputes it.
 //! - Nothing here panics on malformed input: every length is checked before it is used.
 
+use kafka_protocol::error::ResponseError;
+
 /// Size of the v2 batch header.
 pub const HEADER_SIZE: usize = 61;
 /// Bytes before `batchLength` counts: baseOffset + batchLength.
@@ -67,16 +69,6 @@ pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub const ATTR_CONTROL: i16 = 0x20;
 /// Highest compression codec id Kafka defines (zstd).
 pub const MAX_COMPRESSION_CODEC: u8 = 4;
-
-/// Kafka error code CORRUPT_MESSAGE.
-pub const CORRUPT_MESSAGE: i16 = 2;
-/// Kafka error code MESSAGE_TOO_LARGE.
-pub const MESSAGE_TOO_LARGE: i16 = 10;
-/// Kafka error code UNSUPPORTED_FOR_MESSAGE_FORMAT (not produced by this module: see
-/// [`BatchError::kafka_error_code`] for why a wrong magic is INVALID_RECORD).
-pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
-/// Kafka error code INVALID_RECORD.
-pub const INVALID_RECORD: i16 = 87;
 
 /// The decoded header of one magic-v2 record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,19 +200,24 @@ pub enum BatchError {
 }
 
 impl BatchError {
-    /// The Kafka error code for this refusal.
+    /// The Kafka error for this refusal.
     ///
     /// `UnsupportedMagic` maps to INVALID_RECORD (87), as Apache Kafka answers for a produce
     /// request of version 3 or later carrying a batch with magic other than 2
     /// (`ProduceRequest.validateRecords`). Produce v0-2 (magic 0/1) are refused by the
     /// handler with UNSUPPORTED_VERSION before they reach the log.
-    pub fn kafka_error_code(&self) -> i16 {
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            BatchError::CorruptMessage { .. } => CORRUPT_MESSAGE,
-            BatchError::UnsupportedMagic { .. } => INVALID_RECORD,
-            BatchError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
-            BatchError::InvalidRecord { .. } => INVALID_RECORD,
+            BatchError::CorruptMessage { .. } => ResponseError::CorruptMessage,
+            BatchError::UnsupportedMagic { .. } => ResponseError::InvalidRecord,
+            BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            BatchError::InvalidRecord { .. } => ResponseError::InvalidRecord,
         }
+    }
+
+    /// [`kafka_error`](Self::kafka_error) as the wire's `i16`.
+    pub fn kafka_error_code(&self) -> i16 {
+        self.kafka_error().code()
     }
 
     fn corrupt(position: usize, reason: impl Into<String>) -> Self {
@@ -663,7 +660,7 @@ mod tests {
     #[test]
     fn empty_payload_is_invalid_record() {
         let e = validate_producer_batches(&[], 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
@@ -671,7 +668,11 @@ mod tests {
         let bytes = batch(3);
         for cut in [1, 11, 12, 40, 60, bytes.len() - 1] {
             let e = validate_producer_batches(&bytes[..cut], 1 << 20).unwrap_err();
-            assert_eq!(e.kafka_error_code(), CORRUPT_MESSAGE, "cut at {cut}: {e}");
+            assert_eq!(
+                e.kafka_error(),
+                ResponseError::CorruptMessage,
+                "cut at {cut}: {e}"
+            );
         }
     }
 
@@ -690,7 +691,7 @@ mod tests {
         let mut bytes = batch(1);
         bytes[8..12].copy_from_slice(&20i32.to_be_bytes());
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), CORRUPT_MESSAGE);
+        assert_eq!(e.kafka_error(), ResponseError::CorruptMessage);
     }
 
     #[test]
@@ -707,14 +708,14 @@ mod tests {
                 magic: 1
             }
         );
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
     fn oversized_batch_is_message_too_large() {
         let bytes = batch(10);
         let e = validate_producer_batches(&bytes, bytes.len() - 1).unwrap_err();
-        assert_eq!(e.kafka_error_code(), MESSAGE_TOO_LARGE);
+        assert_eq!(e.kafka_error(), ResponseError::MessageTooLarge);
         assert!(validate_producer_batches(&bytes, bytes.len()).is_ok());
     }
 
@@ -723,7 +724,7 @@ mod tests {
         let mut bytes = batch(2);
         bytes.extend_from_slice(&batch(2));
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
         assert!(e.to_string().contains("exactly one"));
     }
 
@@ -732,7 +733,7 @@ mod tests {
         let mut bytes = batch(2);
         bytes.extend_from_slice(&[1, 2, 3]);
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), CORRUPT_MESSAGE);
+        assert_eq!(e.kafka_error(), ResponseError::CorruptMessage);
     }
 
     fn rewrite(bytes: &mut [u8], at: usize, value: &[u8]) {
@@ -746,13 +747,13 @@ mod tests {
         let mut bytes = batch(3);
         rewrite(&mut bytes, RECORDS_COUNT_OFFSET, &4i32.to_be_bytes());
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
 
         let mut bytes = batch(3);
         rewrite(&mut bytes, RECORDS_COUNT_OFFSET, &0i32.to_be_bytes());
         rewrite(&mut bytes, LAST_OFFSET_DELTA_OFFSET, &(-1i32).to_be_bytes());
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
@@ -760,7 +761,7 @@ mod tests {
         let mut bytes = batch(1);
         rewrite(&mut bytes, ATTRIBUTES_OFFSET, &ATTR_CONTROL.to_be_bytes());
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
@@ -768,7 +769,7 @@ mod tests {
         let mut bytes = batch(1);
         bytes[0..8].copy_from_slice(&5i64.to_be_bytes()); // outside the CRC
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
@@ -776,7 +777,7 @@ mod tests {
         let mut b = RecordBatchBuilder::new().producer(7, 0, -1);
         b.push(1, None, Some(b"x"), &[]);
         let e = validate_producer_batches(&b.build(), 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), INVALID_RECORD);
+        assert_eq!(e.kafka_error(), ResponseError::InvalidRecord);
     }
 
     #[test]
@@ -784,7 +785,7 @@ mod tests {
         let mut bytes = batch(1);
         rewrite(&mut bytes, ATTRIBUTES_OFFSET, &7i16.to_be_bytes());
         let e = validate_producer_batches(&bytes, 1 << 20).unwrap_err();
-        assert_eq!(e.kafka_error_code(), CORRUPT_MESSAGE);
+        assert_eq!(e.kafka_error(), ResponseError::CorruptMessage);
     }
 
     #[test]

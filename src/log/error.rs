@@ -13,22 +13,9 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::batch::BatchError;
+use kafka_protocol::error::ResponseError;
 
-/// Kafka error code OFFSET_OUT_OF_RANGE.
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-/// Kafka error code KAFKA_STORAGE_ERROR.
-pub const KAFKA_STORAGE_ERROR: i16 = 56;
-/// Kafka error code NOT_LEADER_OR_FOLLOWER.
-pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-/// Kafka error code FENCED_LEADER_EPOCH.
-pub const FENCED_LEADER_EPOCH: i16 = 74;
-/// Kafka error code UNKNOWN_SERVER_ERROR.
-pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-/// Kafka error code OUT_OF_ORDER_SEQUENCE_NUMBER.
-pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-/// Kafka error code INVALID_PRODUCER_EPOCH.
-pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+use super::batch::BatchError;
 
 /// Everything that can go wrong in `crate::log`.
 #[derive(Debug, thiserror::Error)]
@@ -196,22 +183,28 @@ impl LogError {
         }
     }
 
-    /// The Kafka error code a handler should put on the partition for this error.
-    pub fn kafka_error_code(&self) -> i16 {
+    /// The Kafka error a handler should put on the partition for this error (the storage
+    /// layer's one mapping to Kafka's codes).
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
-            LogError::InvalidBatch(e) => e.kafka_error_code(),
-            LogError::StaleLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
-            LogError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
-            LogError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
-            LogError::Closed { .. } => NOT_LEADER_OR_FOLLOWER,
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::InvalidBatch(e) => e.kafka_error(),
+            LogError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::Closed { .. } => ResponseError::NotLeaderOrFollower,
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Corrupt { .. } => {
-                KAFKA_STORAGE_ERROR
+                ResponseError::KafkaStorageError
             }
             LogError::InvalidAppend { .. }
             | LogError::InvalidConfig(_)
-            | LogError::NotALogPath { .. } => UNKNOWN_SERVER_ERROR,
+            | LogError::NotALogPath { .. } => ResponseError::UnknownServerError,
         }
+    }
+
+    /// [`kafka_error`](Self::kafka_error) as the wire's `i16`.
+    pub fn kafka_error_code(&self) -> i16 {
+        self.kafka_error().code()
     }
 
     /// True for failures of the disk itself (the partition should be reported offline and the

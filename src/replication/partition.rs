@@ -88,8 +88,7 @@ impl AppendError {
         match self {
             AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
             AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
-            AppendError::Log(e) => ResponseError::try_from_code(e.kafka_error_code())
-                .unwrap_or(ResponseError::UnknownServerError),
+            AppendError::Log(e) => e.kafka_error(),
         }
     }
 }
