@@ -18,7 +18,8 @@ use crate::guard::{decode_guarded, GuardError};
 use crate::versions::{is_supported, PRODUCE_MIN_DECODABLE, SUPPORTED};
 
 /// Kafka's UNSUPPORTED_VERSION error code.
-pub const UNSUPPORTED_VERSION: i16 = kafka_protocol::error::ResponseError::UnsupportedVersion.code();
+pub const UNSUPPORTED_VERSION: i16 =
+    kafka_protocol::error::ResponseError::UnsupportedVersion.code();
 
 /// A decoded request with its header.
 #[derive(Debug)]
