@@ -114,6 +114,8 @@ DESCRIBE.update({
     "produce_after_rejection": "the idempotent producer goes on after MESSAGE_TOO_LARGE "
                                "(Java bumps its epoch client-side)",
     "producer_perf_test": "kafka-producer-perf-test: 20000 records, acks=all, no errors",
+    "delete_records": "kafka-delete-records to offset 10, then kafka-get-offsets --time -2 "
+                      "answers 10 (DeleteRecords, ListOffsets earliest)",
     "metadata_quorum": "kafka-metadata-quorum (DescribeQuorum)",
     "group_reset_offsets": "kafka-consumer-groups --reset-offsets --to-earliest --execute",
     "group_commit_on_revoke": "commitSync in onPartitionsRevoked while the group rebalances "

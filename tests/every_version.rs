@@ -138,6 +138,16 @@ async fn every_api_answers_at_every_advertised_version() {
         "describe cluster",
     )
     .await;
+    let delete_records = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(tn("v"))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(1)
+                    .with_offset(0),
+            ])]);
+    call_all(&mut c, &delete_records, "delete records").await;
     let legacy = AlterConfigsRequest::default().with_resources(vec![
         alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(2)

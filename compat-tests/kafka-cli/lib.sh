@@ -22,6 +22,7 @@ GROUPS_CMD=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
 CONFIGS=kafka.admin.ConfigCommand          # still in the kafka_2.13 (core) jar in 4.1
 GET_OFFSETS=org.apache.kafka.tools.GetOffsetShell
 PERF=org.apache.kafka.tools.ProducerPerformance
+DELETE_RECORDS=org.apache.kafka.tools.DeleteRecordsCommand
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage

@@ -12,7 +12,9 @@
 #   verify   kafka-topics --describe; kafka-console-consumer from the start (compares keys,
 #            values, headers, order, timestamps); kafka-get-offsets --time (offsets by
 #            timestamp). Run before and after the broker restart.
-#   cleanup  kafka-topics --delete (both topics, one regular expression), then --list;
+#   cleanup  kafka-delete-records on a partition of the perf-test topic, then kafka-get-offsets
+#            --time -2 (the earliest offset is the one deleted to); kafka-topics --delete (both
+#            topics, one regular expression), then --list;
 #            kafka-metadata-quorum is SKIPped (cluster scenario)
 # The consumer-group tools (kafka-consumer-groups) are in scenario_groups.sh.
 #   all      the three in a row (default); STATE_DIR defaults to a temporary directory
@@ -182,6 +184,27 @@ phase_cleanup() {
     [[ -f "$STATE/topic" && -f "$STATE/created" ]] || { fail delete_topic "topic was not created in the produce phase"; return; }
     local topic rc
     topic="$(cat "$STATE/topic")"
+
+    # -- kafka-delete-records: partition 0 of the perf-test topic then starts at offset 10
+    if [[ -f "$STATE/perf-created" ]]; then
+        printf '{"version":1,"partitions":[{"topic":"%s","partition":0,"offset":10}]}\n' \
+            "$topic-perf" > "$STATE/delete-records.json"
+        rc=0
+        tool "$DELETE_RECORDS" --bootstrap-server "$BOOTSTRAP" \
+            --offset-json-file "$STATE/delete-records.json" > "$STATE/delete-records.out" 2>&1 || rc=$?
+        if [[ $rc -eq 0 ]] && grep -q "low_watermark: 10\b" "$STATE/delete-records.out"; then
+            rc=0
+            tool "$GET_OFFSETS" --bootstrap-server "$BOOTSTRAP" --topic "^$topic-perf\$" \
+                --partitions 0 --time -2 > "$STATE/earliest.out" 2>&1 || rc=$?
+            if [[ $rc -eq 0 ]] && grep -qx "$topic-perf:0:10" "$STATE/earliest.out"; then
+                pass delete_records
+            else
+                fail delete_records "kafka-get-offsets --time -2 after kafka-delete-records: $(tool_why "$STATE/earliest.out" $rc)"
+            fi
+        else
+            fail delete_records "kafka-delete-records: $(tool_why "$STATE/delete-records.out" $rc)"
+        fi
+    fi
 
     # both topics in one run: --topic takes a regular expression
     local pattern="^$topic\$"

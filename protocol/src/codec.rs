@@ -131,6 +131,7 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
         ApiKey::DescribeConfigs => body(key, version, &rest, RequestKind::DescribeConfigs)?,
         ApiKey::AlterConfigs => body(key, version, &rest, RequestKind::AlterConfigs)?,
         ApiKey::CreatePartitions => body(key, version, &rest, RequestKind::CreatePartitions)?,
+        ApiKey::DeleteRecords => body(key, version, &rest, RequestKind::DeleteRecords)?,
         ApiKey::IncrementalAlterConfigs => {
             body(key, version, &rest, RequestKind::IncrementalAlterConfigs)?
         }

@@ -37,6 +37,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::DescribeConfigs, 1, 4),
     row(ApiKey::AlterConfigs, 0, 2),
     row(ApiKey::CreatePartitions, 0, 3),
+    row(ApiKey::DeleteRecords, 0, 2),
     row(ApiKey::IncrementalAlterConfigs, 0, 1),
     row(ApiKey::DescribeCluster, 0, 1),
     row(ApiKey::InitProducerId, 0, 5),

@@ -78,6 +78,7 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                     &partition,
                     request.replica_id.0,
                     p.fetch_offset,
+                    p.log_start_offset,
                 ) {
                     pass.errors = true;
                     partitions.push(data.with_error_code(e.code()));

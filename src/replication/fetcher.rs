@@ -337,7 +337,14 @@ impl Fetcher {
                 };
                 let outcome = if r.error_code == 0 {
                     let records = r.records.unwrap_or_default();
-                    p.append_as_follower(self.leader, *epoch, &records, r.high_watermark, now_ms())
+                    p.append_as_follower(
+                        self.leader,
+                        *epoch,
+                        &records,
+                        r.high_watermark,
+                        r.log_start_offset,
+                        now_ms(),
+                    )
                 } else if r.error_code == ResponseError::OffsetOutOfRange.code() {
                     p.restart_at_leader_start(r.log_start_offset)
                 } else {

@@ -20,6 +20,8 @@ struct FollowerProgress {
     /// The leader's log end offset when this follower last fetched (Kafka's
     /// `lastFetchLeaderLogEndOffset`): reaching it on the next fetch counts as caught up.
     leader_end_at_last_fetch: i64,
+    /// The log start offset it sent in its last fetch; `None` until then.
+    log_start_offset: Option<i64>,
 }
 
 /// A partition led by this broker, in one leader epoch.
@@ -84,6 +86,7 @@ impl LeaderState {
                 log_end_offset: None,
                 last_caught_up: now,
                 leader_end_at_last_fetch: -1,
+                log_start_offset: None,
             });
         }
     }
@@ -104,6 +107,24 @@ impl LeaderState {
         }
         f.log_end_offset = Some(fetch_offset);
         f.leader_end_at_last_fetch = leader_end;
+    }
+
+    /// Records the log start offset follower `id` sent with its fetch.
+    pub fn record_log_start(&mut self, id: i32, log_start_offset: i64) {
+        if let Some(f) = self.followers.get_mut(&id) {
+            f.log_start_offset = (log_start_offset >= 0).then_some(log_start_offset);
+        }
+    }
+
+    /// The low watermark (Kafka's `lowWatermarkIfLeader`): the smallest log start offset over
+    /// the leader (`leader_start`) and the live followers whose log start is known. A
+    /// DeleteRecords is done once it reaches the requested offset.
+    pub fn low_watermark(&self, leader_start: i64, is_live: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| is_live(**id))
+            .filter_map(|(_, f)| f.log_start_offset)
+            .fold(leader_start, i64::min)
     }
 
     /// The high watermark: the smallest log end offset over the ISR (the leader's own is
@@ -212,5 +233,26 @@ mod tests {
             s.ready_to_join(130).is_empty(),
             "must reach this epoch's start"
         );
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_over_live_replicas() {
+        let now = Instant::now();
+        let mut s = LeaderState::new(1, &partition(vec![1, 2, 3]), 0, now);
+        assert_eq!(
+            s.low_watermark(10, |_| true),
+            10,
+            "no follower log start known yet"
+        );
+        s.record_log_start(2, 4);
+        s.record_log_start(3, 8);
+        assert_eq!(s.low_watermark(10, |_| true), 4);
+        assert_eq!(
+            s.low_watermark(10, |id| id != 2),
+            8,
+            "a fenced follower does not count"
+        );
+        s.record_log_start(9, 0);
+        assert_eq!(s.low_watermark(10, |_| true), 4, "not a replica");
     }
 }

@@ -106,11 +106,13 @@ impl ReplicaManager {
         p: &Partition,
         replica: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
     ) -> Result<(), ResponseError> {
         let image = self.metadata.image();
         let proposal = p.record_follower_fetch(
             replica,
             fetch_offset,
+            log_start_offset,
             |id| image.is_live(id),
             Instant::now(),
         )?;

@@ -33,7 +33,8 @@ pub mod registry;
 pub use leader::LeaderState;
 pub use manager::ReplicaManager;
 pub use partition::{
-    AppendError, Appended, CommitHandle, LogReader, Partition, ReplicaRole, RoleChange, Watermark,
+    AppendError, Appended, CommitHandle, DeleteRecordsError, DeleteRecordsHandle, LogReader,
+    Partition, ReplicaRole, RoleChange, Watermark,
 };
 pub use registry::{log_config, partition_dir, PartitionRegistry};
 

@@ -6,9 +6,12 @@
 //! - As leader: [`Partition::append_as_leader`] appends under the role lock (leadership
 //!   cannot move during an append) and returns a [`CommitHandle`] that waits until the high
 //!   watermark covers the write (acks=all, offset commits).
-//! - As follower: truncation by leader epoch, appending the leader's batches as they are,
-//!   and restarting the log at the leader's log start, each only while this broker still
-//!   follows that leader in that epoch.
+//! - As follower: truncation by leader epoch, appending the leader's batches as they are
+//!   (and taking the leader's log start offset), and restarting the log at the leader's log
+//!   start, each only while this broker still follows that leader in that epoch.
+//! - DeleteRecords: [`Partition::delete_records_as_leader`] moves the log start offset up to
+//!   at most the high watermark and returns a [`DeleteRecordsHandle`] that waits until every
+//!   live replica's log start reached it (the low watermark).
 //! - Readers get a [`LogReader`]: shared access to the log, no writes.
 //!
 //! Invariant: the high watermark never goes down while this broker leads the partition, and
@@ -58,6 +61,8 @@ pub struct Partition {
     role: Mutex<ReplicaRole>,
     /// The high watermark, and whether this broker leads the partition.
     watermark: watch::Sender<Watermark>,
+    /// On the leader: the smallest log start offset over the live replicas.
+    low_watermark: watch::Sender<i64>,
 }
 
 /// Shared access to a partition's log (reads only), holding its lock: keep it short and
@@ -68,6 +73,63 @@ impl Deref for LogReader<'_> {
     type Target = PartitionLog;
     fn deref(&self) -> &PartitionLog {
         &self.0
+    }
+}
+
+/// Why a DeleteRecords was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteRecordsError {
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    #[error("offset {offset} is not between 0 and the high watermark {high_watermark} (or -1 for the high watermark)")]
+    OutOfRange { offset: i64, high_watermark: i64 },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl DeleteRecordsError {
+    /// The Kafka error the client sees.
+    pub fn error(&self) -> ResponseError {
+        match self {
+            DeleteRecordsError::NotLeader => ResponseError::NotLeaderOrFollower,
+            DeleteRecordsError::OutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            DeleteRecordsError::Log(e) => e.kafka_error(),
+        }
+    }
+}
+
+/// Waits until every live replica dropped the records a DeleteRecords removed.
+pub struct DeleteRecordsHandle {
+    partition: Arc<Partition>,
+    offset: i64,
+}
+
+impl DeleteRecordsHandle {
+    /// The new log start offset asked for.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// Waits until the low watermark reaches the new log start offset, until `deadline`;
+    /// the low watermark then. REQUEST_TIMED_OUT at the deadline, NOT_LEADER_OR_FOLLOWER
+    /// when this broker no longer leads the partition.
+    pub async fn wait(&self, deadline: tokio::time::Instant) -> Result<i64, ResponseError> {
+        let p = &self.partition;
+        let mut low = p.low_watermark.subscribe();
+        let mut leading = p.watermark.subscribe();
+        let offset = self.offset;
+        let reached = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                w = low.wait_for(|w| *w >= offset) => w.map(|w| *w).ok(),
+                _ = leading.wait_for(|w| w.leader_epoch.is_none()) => None,
+            }
+        })
+        .await;
+        match reached {
+            Err(_) => Err(ResponseError::RequestTimedOut),
+            Ok(None) => Err(ResponseError::NotLeaderOrFollower),
+            Ok(Some(w)) => Ok(w),
+        }
     }
 }
 
@@ -187,6 +249,7 @@ impl Partition {
         log: PartitionLog,
         watermark: i64,
     ) -> Partition {
+        let log_start = log.log_start_offset();
         Partition {
             topic,
             index,
@@ -198,6 +261,7 @@ impl Partition {
                 offset: watermark,
                 leader_epoch: None,
             }),
+            low_watermark: watch::Sender::new(log_start),
         }
     }
 
@@ -400,6 +464,7 @@ impl Partition {
         &self,
         replica: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
         is_live: impl Fn(i32) -> bool,
         now: Instant,
     ) -> Result<Option<IsrProposal>, ResponseError> {
@@ -410,7 +475,13 @@ impl Partition {
         if !s.is_follower(replica) {
             return Err(ResponseError::NotLeaderOrFollower);
         }
-        let leader_end = self.log().log_end_offset();
+        let (leader_start, leader_end) = {
+            let log = self.log();
+            (log.log_start_offset(), log.log_end_offset())
+        };
+        s.record_log_start(replica, log_start_offset);
+        self.low_watermark
+            .send_replace(s.low_watermark(leader_start, &is_live));
         if fetch_offset > leader_end {
             // A follower past this log's end has a divergent tail: the read answers
             // OFFSET_OUT_OF_RANGE and it truncates by epoch; its offset proves nothing.
@@ -467,6 +538,39 @@ impl Partition {
         }
     }
 
+    /// As leader: DeleteRecords up to `offset` (-1: the high watermark). The log start
+    /// offset moves there at once on this broker; followers follow on their next fetch. The
+    /// handle waits until every live replica did (Kafka's DelayedDeleteRecords).
+    pub fn delete_records_as_leader(
+        self: &Arc<Self>,
+        offset: i64,
+        is_live: impl Fn(i32) -> bool,
+    ) -> Result<DeleteRecordsHandle, DeleteRecordsError> {
+        let role = self.role();
+        let ReplicaRole::Leader(s) = &*role else {
+            return Err(DeleteRecordsError::NotLeader);
+        };
+        let high_watermark = self.high_watermark();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        if offset < 0 || offset > high_watermark {
+            return Err(DeleteRecordsError::OutOfRange {
+                offset,
+                high_watermark,
+            });
+        }
+        let leader_start = {
+            let mut log = self.log();
+            log.increment_log_start_offset(offset)?;
+            log.log_start_offset()
+        };
+        self.low_watermark
+            .send_replace(s.low_watermark(leader_start, is_live));
+        Ok(DeleteRecordsHandle {
+            partition: self.clone(),
+            offset,
+        })
+    }
+
     // ---- follower ----
 
     /// Whether this broker follows `leader` in `epoch` (under the role lock).
@@ -520,13 +624,16 @@ impl Partition {
     }
 
     /// As follower of `leader` in `epoch`: appends fetched batches (the leader's bytes as
-    /// they are) and takes the leader's high watermark `hw`, capped at this log's end.
+    /// they are), takes the leader's high watermark `hw` capped at this log's end, and moves
+    /// this log's start up to the leader's (`leader_start`, after a DeleteRecords) within
+    /// that high watermark.
     pub fn append_as_follower(
         &self,
         leader: i32,
         epoch: i32,
         records: &[u8],
         hw: i64,
+        leader_start: i64,
         now_ms: i64,
     ) -> FollowerOutcome {
         let role = self.role();
@@ -549,8 +656,12 @@ impl Partition {
             }
         }
         let end = log.log_end_offset();
+        let hw = hw.min(end).max(0);
+        if let Err(e) = log.increment_log_start_offset(leader_start.min(hw)) {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot take the leader's log start offset");
+        }
         drop(log);
-        self.publish_not_leading(hw.min(end).max(0));
+        self.publish_not_leading(hw);
         FollowerOutcome::Ok
     }
 
@@ -665,7 +776,7 @@ mod tests {
             appended.commit.wait(soon()).await,
             Err(ResponseError::RequestTimedOut)
         );
-        assert_eq!(p.record_follower_fetch(2, 3, |_| true, now), Ok(None));
+        assert_eq!(p.record_follower_fetch(2, 3, 0, |_| true, now), Ok(None));
         assert_eq!(p.high_watermark(), 3);
         assert_eq!(appended.commit.wait(soon()).await, Ok(()));
     }
@@ -738,12 +849,12 @@ mod tests {
         let follower = partition(dir.path());
         follower.apply_image(&image(1, 3, &[1, 2]), 2, now);
         assert_eq!(
-            follower.append_as_follower(1, 2, &written, 2, 0),
+            follower.append_as_follower(1, 2, &written, 2, 0, 0),
             FollowerOutcome::RetryLater,
             "an older epoch"
         );
         assert_eq!(
-            follower.append_as_follower(1, 3, &written, 2, 0),
+            follower.append_as_follower(1, 3, &written, 2, 0, 0),
             FollowerOutcome::Ok
         );
         assert_eq!(follower.log_reader().log_end_offset(), 2);
@@ -758,16 +869,82 @@ mod tests {
         let now = Instant::now();
         p.apply_image(&image(1, 1, &[1, 2]), 1, now);
         // A fenced follower is not eligible.
-        assert_eq!(p.record_follower_fetch(3, 0, |id| id != 3, now), Ok(None));
+        assert_eq!(
+            p.record_follower_fetch(3, 0, 0, |id| id != 3, now),
+            Ok(None)
+        );
         let proposal = p
-            .record_follower_fetch(3, 0, |_| true, now)
+            .record_follower_fetch(3, 0, 0, |_| true, now)
             .unwrap()
             .unwrap();
         assert_eq!((proposal.from, proposal.to), (vec![1, 2], vec![1, 2, 3]));
         assert_eq!(
-            p.record_follower_fetch(4, 0, |_| true, now),
+            p.record_follower_fetch(4, 0, 0, |_| true, now),
             Err(ResponseError::NotLeaderOrFollower),
             "not a replica"
         );
+    }
+
+    #[tokio::test]
+    async fn delete_records_moves_the_log_start_and_waits_for_the_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path());
+        let now = Instant::now();
+        p.apply_image(&image(1, 1, &[1, 2]), 1, now);
+        let (records, headers) = batch(5);
+        p.append_as_leader(&records, &headers, None, 0).unwrap();
+        assert_eq!(p.high_watermark(), 0, "follower 2 has not fetched yet");
+        assert!(matches!(
+            p.delete_records_as_leader(3, |_| true),
+            Err(DeleteRecordsError::OutOfRange {
+                offset: 3,
+                high_watermark: 0
+            })
+        ));
+        p.record_follower_fetch(2, 5, 0, |_| true, now).unwrap();
+        let deleted = p.delete_records_as_leader(3, |_| true).unwrap();
+        assert_eq!(p.log_reader().log_start_offset(), 3);
+        // Follower 2 still starts at 0: not done.
+        assert_eq!(
+            deleted.wait(soon()).await,
+            Err(ResponseError::RequestTimedOut)
+        );
+        p.record_follower_fetch(2, 5, 3, |_| true, now).unwrap();
+        assert_eq!(deleted.wait(soon()).await, Ok(3));
+        // -1 is the high watermark; beyond it is out of range.
+        assert_eq!(
+            p.delete_records_as_leader(-1, |_| true).unwrap().offset(),
+            5
+        );
+        assert!(matches!(
+            p.delete_records_as_leader(6, |_| true),
+            Err(DeleteRecordsError::OutOfRange { .. })
+        ));
+        p.apply_image(&image(2, 2, &[2]), 1, now);
+        assert!(matches!(
+            p.delete_records_as_leader(5, |_| true),
+            Err(DeleteRecordsError::NotLeader)
+        ));
+    }
+
+    #[test]
+    fn a_follower_takes_the_leaders_log_start_within_its_high_watermark() {
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader = partition(leader_dir.path());
+        let now = Instant::now();
+        leader.apply_image(&image(1, 1, &[1]), 1, now);
+        let (records, headers) = batch(4);
+        leader
+            .append_as_leader(&records, &headers, None, 0)
+            .unwrap();
+        let written = leader.log_reader().read(0, 1 << 20).unwrap().bytes;
+        let dir = tempfile::tempdir().unwrap();
+        let follower = partition(dir.path());
+        follower.apply_image(&image(1, 1, &[1]), 2, now);
+        // The leader's log starts at 3 but only 2 is committed: the follower moves to 2.
+        follower.append_as_follower(1, 1, &written, 2, 3, 0);
+        assert_eq!(follower.log_reader().log_start_offset(), 2);
+        follower.append_as_follower(1, 1, &[], 4, 3, 0);
+        assert_eq!(follower.log_reader().log_start_offset(), 3);
     }
 }

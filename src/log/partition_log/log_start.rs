@@ -1,7 +1,11 @@
-//! The `log-start-offset` file of a [`PartitionLog`]: a version line `0`, then the offset.
+//! The log start offset of a [`PartitionLog`]: moving it up (DeleteRecords on the leader, the
+//! leader's log start taken by a follower) and its `log-start-offset` file (a version line
+//! `0`, then the offset).
 //!
-//! What always holds: the file is replaced atomically; a malformed file is reported and
-//! ignored (the first segment's base offset then applies), never fatal.
+//! What always holds: the log start offset only grows and never passes the log end offset;
+//! it is persisted before any segment below it is deleted; the file is replaced
+//! atomically; a malformed file is reported and ignored (the first segment's base offset
+//! then applies), never fatal.
 
 use std::path::Path;
 
@@ -12,6 +16,28 @@ use super::{LogError, PartitionLog};
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 impl PartitionLog {
+    /// Moves the log start offset up to `offset` (capped at the log end offset), as Kafka's
+    /// `maybeIncrementLogStartOffset`: records below it are no longer read (OFFSET_OUT_OF_RANGE,
+    /// ListOffsets earliest answers it), segments wholly below it are deleted at once, and
+    /// the epoch history is trimmed to it. Whether it moved.
+    pub fn increment_log_start_offset(&mut self, offset: i64) -> Result<bool, LogError> {
+        self.check_online()?;
+        let offset = offset.min(self.log_end_offset);
+        if offset <= self.log_start_offset {
+            return Ok(false);
+        }
+        self.log_start_offset = offset;
+        let r = self.persist_log_start_offset();
+        self.guard(r)?;
+        if self.epoch_cache.truncate_from_start(offset) {
+            let r = self.epoch_cache.persist();
+            self.guard(r)?;
+        }
+        self.delete_segments_below_log_start()?;
+        tracing::info!(dir = %self.dir.display(), log_start_offset = offset, "log start offset moved up");
+        Ok(true)
+    }
+
     pub(super) fn persist_log_start_offset(&self) -> Result<(), LogError> {
         checkpoint::write_atomic(
             &self.dir,
@@ -68,6 +94,33 @@ mod tests {
         assert_eq!(text, format!("0\n{lso}\n"));
         let log = open(dir.path(), config);
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (lso, leo));
+    }
+
+    #[test]
+    fn an_incremented_log_start_offset_hides_older_records_and_deletes_whole_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_size = producer_batch(5, 100, 0).len() as u64;
+        let config = small_config(batch_size * 2);
+        let mut log = open(dir.path(), config.clone());
+        for i in 0..5 {
+            produce(&mut log, 5, 100, i, 0);
+        }
+        // Segments hold offsets 0-9, 10-19, 20-24; the log ends at 25.
+        assert_eq!(log.segment_base_offsets(), vec![0, 10, 20]);
+        assert!(log.increment_log_start_offset(12).unwrap());
+        assert_eq!(log.log_start_offset(), 12);
+        assert_eq!(log.segment_base_offsets(), vec![10, 20]);
+        assert_eq!(log.read(11, 1 << 20).unwrap_err().kafka_error_code(), 1);
+        assert!(!log.read(12, 1 << 20).unwrap().bytes.is_empty());
+        assert!(
+            !log.increment_log_start_offset(5).unwrap(),
+            "it never goes back"
+        );
+        assert!(log.increment_log_start_offset(100).unwrap());
+        assert_eq!(log.log_start_offset(), 25, "capped at the log end");
+        log.close().unwrap();
+        let log = open(dir.path(), config);
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (25, 25));
     }
 
     #[test]
