@@ -18,7 +18,8 @@
 //! - [`clock`]: wall-clock milliseconds.
 //!
 //! Dependencies point one way: `handlers`/`server` → `broker` → `group` → `replication` →
-//! `log`; `cluster` → `metadata`; nothing below `broker` knows it.
+//! `log`; `broker`, `group` and `replication` propose through `cluster`; `cluster` →
+//! `metadata` → `config`; nothing below `broker` knows it.
 pub mod broker;
 pub mod clock;
 pub mod cluster;

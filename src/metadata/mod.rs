@@ -1,6 +1,6 @@
 //! Cluster metadata: topics, partitions, configs, brokers and leader epochs, as data.
-//! This module imports nothing else of the crate: the Raft layer (`crate::cluster`)
-//! depends on it, never the other way round.
+//! Of the rest of the crate it imports only the topic config key names (`crate::config`):
+//! the Raft layer (`crate::cluster`) depends on it, never the other way round.
 //!
 //! Nothing changes the metadata except applying a [`MetadataCommand`] to the
 //! [`MetadataImage`]; the metadata service (`crate::cluster::Metadata`) commits each command
