@@ -38,15 +38,7 @@ async fn delete_records(c: &mut Client, topic: &str, partition: i32, offset: i64
 }
 
 async fn earliest(c: &mut Client, topic: &str, partition: i32) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(-2),
-            ])]);
+    let req = list_offsets_request(topic, partition, -2);
     let resp = c.call(&req, 7).await;
     let p = &resp.topics[0].partitions[0];
     assert_eq!(p.error_code, 0, "{p:?}");

@@ -422,16 +422,7 @@ async fn a_returning_old_leader_truncates_its_divergent_tail() {
 /// and the offset (the high watermark, for a consumer).
 async fn latest_offset(addr: SocketAddr, topic: &str, partition: i32) -> (i16, i64) {
     let mut c = Client::connect(addr).await;
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_current_leader_epoch(-1)
-                    .with_timestamp(-1),
-            ])]);
+    let req = list_offsets_request(topic, partition, -1);
     let resp = c.call(&req, 7).await;
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset)

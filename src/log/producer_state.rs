@@ -36,7 +36,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::batch::BatchHeader;
 use super::checkpoint;
@@ -78,13 +77,6 @@ pub fn increment_sequence(seq: i32, by: i32) -> i32 {
 /// Kafka's `inSequence`: `next` directly follows `last`, wrapping from `i32::MAX` to 0.
 fn in_sequence(last: i32, next: i32) -> bool {
     i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
-}
-
-/// Milliseconds since the Unix epoch (for entries rebuilt at open).
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What is remembered of one appended batch.
@@ -421,7 +413,7 @@ impl ProducerStateManager {
         log_start_offset: i64,
         log_end_offset: i64,
     ) -> Result<ProducerStateManager, LogError> {
-        let now = wall_clock_ms();
+        let now = crate::clock::now_ms();
         let mut state = ProducerStateManager::empty(dir);
         let removed = state.delete_snapshots_above(log_end_offset)?;
         if removed > 0 {

@@ -1,9 +1,9 @@
 //! Cluster metadata: topics, partitions, configs, brokers and leader epochs, as data.
-//! Of the rest of the crate it imports only the topic config key names (`crate::config`):
-//! the Raft layer (`crate::cluster`) depends on it, never the other way round.
+//! Of the rest of the crate it imports only the topic config key names (the `config`
+//! module): the Raft layer (the `cluster` module) depends on it, never the other way round.
 //!
 //! Nothing changes the metadata except applying a [`MetadataCommand`] to the
-//! [`MetadataImage`]; the metadata service (`crate::cluster::Metadata`) commits each command
+//! [`MetadataImage`]; the metadata service (`Metadata`, in the `cluster` module) commits each command
 //! through Raft first, so every node applies the same commands in the same order. Handlers
 //! read an immutable snapshot of the image and propose commands; they never mutate state
 //! directly.

@@ -48,14 +48,6 @@ impl ReplicaManager {
         }
     }
 
-    /// Brings every hosted partition's role in line with `image` and points the fetchers at
-    /// the current leaders. Returns the partitions whose leadership came here or left.
-    pub fn apply_image(&self, image: &MetadataImage) -> Vec<(Arc<Partition>, RoleChange)> {
-        let (changed, targets) = apply_roles(&self.partitions.all(), image, self.node_id);
-        self.set_fetch_targets(targets);
-        changed
-    }
-
     /// Runs one fetcher per leader in `targets` with exactly its partitions (and epochs),
     /// stopping the fetchers of leaders no longer followed.
     pub fn set_fetch_targets(&self, targets: FetchTargets) {
@@ -79,14 +71,6 @@ impl ReplicaManager {
             });
             f.assign(wanted);
         }
-    }
-
-    /// The leaders this broker fetches from now (tests, diagnostics).
-    pub fn fetching_from(&self) -> Vec<i32> {
-        let fetchers = self.fetchers.lock().unwrap_or_else(|p| p.into_inner());
-        let mut leaders: Vec<i32> = fetchers.keys().copied().collect();
-        leaders.sort_unstable();
-        leaders
     }
 
     /// Stops every fetcher (shutdown, or a test playing a crash).

@@ -336,6 +336,16 @@ impl Partition {
         advanced
     }
 
+    /// Publishes the low watermark, waking the DeleteRecords waiting on it only when it
+    /// changed (it is recomputed on every follower fetch).
+    fn publish_low_watermark(&self, low: i64) {
+        self.low_watermark.send_if_modified(|w| {
+            let changed = *w != low;
+            *w = low;
+            changed
+        });
+    }
+
     /// Publishes the watermark of a partition not led here: kept, capped at `end`.
     fn publish_not_leading(&self, offset: i64) {
         self.publish_watermark(Watermark {
@@ -480,8 +490,7 @@ impl Partition {
             (log.log_start_offset(), log.log_end_offset())
         };
         s.record_log_start(replica, log_start_offset);
-        self.low_watermark
-            .send_replace(s.low_watermark(leader_start, &is_live));
+        self.publish_low_watermark(s.low_watermark(leader_start, &is_live));
         if fetch_offset > leader_end {
             // A follower past this log's end has a divergent tail: the read answers
             // OFFSET_OUT_OF_RANGE and it truncates by epoch; its offset proves nothing.
@@ -563,8 +572,7 @@ impl Partition {
             log.increment_log_start_offset(offset)?;
             log.log_start_offset()
         };
-        self.low_watermark
-            .send_replace(s.low_watermark(leader_start, is_live));
+        self.publish_low_watermark(s.low_watermark(leader_start, is_live));
         Ok(DeleteRecordsHandle {
             partition: self.clone(),
             offset,

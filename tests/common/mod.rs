@@ -254,6 +254,20 @@ pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -
             ])])
 }
 
+/// ListOffsets for one partition at `timestamp` (-1 latest, -2 earliest), as a consumer asks.
+pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp),
+            ])])
+}
+
 pub fn fetch_request(
     topic: &str,
     partition: i32,
