@@ -342,14 +342,25 @@ impl Broker {
                 ),
             ));
         }
-        if validate_only {
-            return Ok(());
-        }
         let rf = topic
             .partitions
             .first()
             .map(|p| p.replicas.len())
             .unwrap_or(1) as i32;
+        // Kafka refuses rather than place a replica twice on one broker.
+        let brokers = self.placement_brokers().len() as i32;
+        if rf > brokers {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "the new partitions need {rf} replicas (the topic's replication factor); \
+                     {brokers} brokers are live"
+                ),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
         self.propose_and_reconcile(MetadataCommand::CreatePartitions {
             name: name.to_string(),
             new_partitions: self.assign(current, total - current, rf),

@@ -93,7 +93,9 @@ pub fn placement_brokers(image: &MetadataImage, me: i32) -> Vec<i32> {
 
 /// Places `count` partitions numbered from `first_index` with `replication_factor`
 /// replicas each over `brokers`, round robin: partition i starts at broker i mod n and
-/// takes the next ones; the first replica leads and every replica starts in sync.
+/// takes the next ones; the first replica leads and every replica starts in sync. The
+/// replication factor is kept within 1 and the number of brokers (callers refuse more), so
+/// no broker holds two replicas of one partition.
 pub fn place(
     brokers: &[i32],
     first_index: i32,
@@ -103,10 +105,13 @@ pub fn place(
     if brokers.is_empty() {
         return Vec::new();
     }
+    let replication_factor = usize::try_from(replication_factor)
+        .unwrap_or(1)
+        .clamp(1, brokers.len());
     (0..count)
         .map(|i| {
             let start = (first_index + i) as usize % brokers.len();
-            let replicas: Vec<i32> = (0..replication_factor as usize)
+            let replicas: Vec<i32> = (0..replication_factor)
                 .map(|r| brokers[(start + r) % brokers.len()])
                 .collect();
             PartitionAssignment {
@@ -435,6 +440,10 @@ mod tests {
         // Added partitions continue the rotation.
         assert_eq!(place(&brokers, 3, 1, 2)[0].replicas, vec![3, 1]);
         assert_eq!(placement_brokers(&MetadataImage::default(), 7), vec![7]);
+        // Never a broker twice, never an empty replica list.
+        assert_eq!(place(&brokers, 0, 1, 3)[0].replicas, vec![1, 3]);
+        assert_eq!(place(&brokers, 0, 1, 0)[0].replicas, vec![1]);
+        assert_eq!(place(&brokers, 0, 1, -4)[0].replicas, vec![1]);
     }
 
     #[test]
