@@ -416,6 +416,10 @@ impl Broker {
             "104857600".to_string(),
         );
         configs.insert(topic_config::RETENTION_MS.to_string(), "-1".to_string());
+        configs.insert(
+            topic_config::CLEANUP_POLICY.to_string(),
+            "compact".to_string(),
+        );
         let groups = &self.config.groups;
         match self
             .create_internal_topic(

@@ -120,6 +120,43 @@ const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "The address the broker listens on (server.host, server.port).",
         |c| Some(format!("PLAINTEXT://{}:{}", c.server.host, c.server.port)),
     ),
+    def(
+        "log.cleaner.backoff.ms",
+        ConfigKind::Long,
+        "Pause of the log cleaner when no log is due (cleaner.backoff).",
+        |c| millis(c.cleaner.backoff),
+    ),
+    def(
+        "log.cleaner.dedupe.buffer.size",
+        ConfigKind::Long,
+        "Memory for the key map of one cleaning (cleaner.dedupe_buffer_size).",
+        |c| Some(c.cleaner.dedupe_buffer_bytes.to_string()),
+    ),
+    def(
+        "log.cleaner.enable",
+        ConfigKind::Boolean,
+        "Whether the log cleaner compacts topics with cleanup.policy=compact (cleaner.enabled).",
+        |c| Some(c.cleaner.enabled.to_string()),
+    ),
+    def(
+        "log.cleaner.io.max.bytes.per.second",
+        ConfigKind::Double,
+        "I/O rate limit of the log cleaner (cleaner.io_max_bytes_per_second).",
+        |c| {
+            Some(
+                c.cleaner
+                    .io_max_bytes_per_second
+                    .map_or(f64::MAX, |n| n as f64)
+                    .to_string(),
+            )
+        },
+    ),
+    def(
+        "log.cleaner.threads",
+        ConfigKind::Int,
+        "Threads of the log cleaner (one).",
+        |_| Some("1".to_string()),
+    ),
     own(
         "log.dirs",
         ConfigKind::String,

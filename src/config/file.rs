@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{ClusterConfig, Config, ConfigError, FlushPolicy, GroupConfig, ServerConfig};
+use super::{
+    CleanerConfig, ClusterConfig, Config, ConfigError, FlushPolicy, GroupConfig, ServerConfig,
+};
 
 impl Default for Config {
     fn default() -> Self {
@@ -60,6 +62,10 @@ struct RawConfig {
     default_replication_factor: i64,
     min_insync_replicas: i64,
     replica_lag_time_max: String,
+    cleanup_policy: String,
+    compression_type: String,
+    segment_roll_time: String,
+    cleaner: RawCleaner,
     offsets_topic_partitions: i64,
     offsets_topic_replication_factor: i64,
     group_initial_rebalance_delay: String,
@@ -85,6 +91,10 @@ impl Default for RawConfig {
             default_replication_factor: 1,
             min_insync_replicas: 1,
             replica_lag_time_max: "30s".into(),
+            cleanup_policy: "delete".into(),
+            compression_type: "producer".into(),
+            segment_roll_time: "168h".into(),
+            cleaner: RawCleaner::default(),
             offsets_topic_partitions: 50,
             offsets_topic_replication_factor: -1,
             group_initial_rebalance_delay: "3s".into(),
@@ -92,6 +102,36 @@ impl Default for RawConfig {
             group_max_session_timeout: "30m".into(),
             server: RawServer::default(),
             cluster: RawCluster::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCleaner {
+    enabled: bool,
+    backoff: String,
+    dedupe_buffer_size: i64,
+    io_max_bytes_per_second: i64,
+    min_cleanable_ratio: f64,
+    delete_retention: String,
+    min_compaction_lag: String,
+    max_compaction_lag: String,
+}
+
+impl Default for RawCleaner {
+    /// Kafka's defaults, except a 32 MiB dedupe buffer (Kafka: 128 MiB over all threads)
+    /// and a 5 s backoff (Kafka: 15 s).
+    fn default() -> Self {
+        RawCleaner {
+            enabled: true,
+            backoff: "5s".into(),
+            dedupe_buffer_size: 32 << 20,
+            io_max_bytes_per_second: -1,
+            min_cleanable_ratio: 0.5,
+            delete_retention: "24h".into(),
+            min_compaction_lag: "0".into(),
+            max_compaction_lag: "-1".into(),
         }
     }
 }
@@ -324,6 +364,53 @@ impl Config {
             64,
             i32::MAX as i64,
         )? as i32;
+        let cleanup_policy = raw.cleanup_policy.trim().to_string();
+        crate::config::topic::validate(crate::config::topic::CLEANUP_POLICY, &cleanup_policy)
+            .map_err(|m| c.err("cleanup_policy", m))?;
+        let compression_type = raw.compression_type.trim().to_string();
+        crate::config::topic::validate(crate::config::topic::COMPRESSION_TYPE, &compression_type)
+            .map_err(|m| c.err("compression_type", m))?;
+        let segment_roll_time = c.duration("segment_roll_time", &raw.segment_roll_time)?;
+        if segment_roll_time.is_zero() {
+            return Err(c.err("segment_roll_time", "must be above zero"));
+        }
+        let rc = &raw.cleaner;
+        let cleaner = CleanerConfig {
+            enabled: rc.enabled,
+            backoff: c.duration("cleaner.backoff", &rc.backoff)?,
+            dedupe_buffer_bytes: c.range(
+                "cleaner.dedupe_buffer_size",
+                rc.dedupe_buffer_size,
+                64 * 1024,
+                i32::MAX as i64,
+            )? as usize,
+            io_max_bytes_per_second: match rc.io_max_bytes_per_second {
+                -1 => None,
+                n if n > 0 => Some(n as u64),
+                n => {
+                    return Err(c.err(
+                        "cleaner.io_max_bytes_per_second",
+                        format!("{n} must be positive, or -1 for no limit"),
+                    ))
+                }
+            },
+            min_cleanable_ratio: if (0.0..=1.0).contains(&rc.min_cleanable_ratio) {
+                rc.min_cleanable_ratio
+            } else {
+                return Err(c.err(
+                    "cleaner.min_cleanable_ratio",
+                    format!("{} must be between 0 and 1", rc.min_cleanable_ratio),
+                ));
+            },
+            delete_retention: c.duration("cleaner.delete_retention", &rc.delete_retention)?,
+            min_compaction_lag: c.duration("cleaner.min_compaction_lag", &rc.min_compaction_lag)?,
+            max_compaction_lag: match rc.max_compaction_lag.trim() {
+                "-1" => None,
+                text => {
+                    Some(c.duration("cleaner.max_compaction_lag", text)?).filter(|d| !d.is_zero())
+                }
+            },
+        };
         let flush = match raw.flush.policy.as_str() {
             "never" => FlushPolicy::Never,
             "always" => FlushPolicy::Always,
@@ -470,6 +557,10 @@ impl Config {
             default_replication_factor,
             min_insync_replicas,
             replica_lag_time_max,
+            cleanup_policy,
+            compression_type,
+            segment_roll_time,
+            cleaner,
             groups,
             server: ServerConfig {
                 host: raw.server.host,

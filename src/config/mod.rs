@@ -14,6 +14,7 @@ pub mod file;
 pub mod topic;
 
 pub use file::parse_duration;
+pub use topic::COMPRESSION_TYPES;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,9 +65,40 @@ pub struct Config {
     /// A follower that has not caught up with the leader for this long leaves the ISR
     /// (Kafka's `replica.lag.time.max.ms`).
     pub replica_lag_time_max: Duration,
+    /// The default `cleanup.policy` of topics (Kafka's `log.cleanup.policy`).
+    pub cleanup_policy: String,
+    /// The default `compression.type` of topics.
+    pub compression_type: String,
+    /// The default `segment.ms` (Kafka's `log.roll.ms`).
+    pub segment_roll_time: Duration,
+    pub cleaner: CleanerConfig,
     pub groups: GroupConfig,
     pub server: ServerConfig,
     pub cluster: ClusterConfig,
+}
+
+/// The log cleaner, which compacts topics with `cleanup.policy=compact` (Kafka's
+/// `log.cleaner.*`), and the broker defaults of the compaction topic configs.
+#[derive(Debug, Clone)]
+pub struct CleanerConfig {
+    /// Whether the cleaner runs (Kafka's `log.cleaner.enable`).
+    pub enabled: bool,
+    /// Pause between two looks for a log to clean when none was due (`log.cleaner.backoff.ms`).
+    pub backoff: Duration,
+    /// Memory for the key -> offset map of one cleaning (`log.cleaner.dedupe.buffer.size`);
+    /// a dirty range with more keys than fit is cleaned in several passes.
+    pub dedupe_buffer_bytes: usize,
+    /// Read and write rate limit of the cleaner (`log.cleaner.io.max.bytes.per.second`);
+    /// `None` for no limit.
+    pub io_max_bytes_per_second: Option<u64>,
+    /// Default `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`).
+    pub min_cleanable_ratio: f64,
+    /// Default `delete.retention.ms` (`log.cleaner.delete.retention.ms`).
+    pub delete_retention: Duration,
+    /// Default `min.compaction.lag.ms`.
+    pub min_compaction_lag: Duration,
+    /// Default `max.compaction.lag.ms`; `None` for no limit.
+    pub max_compaction_lag: Option<Duration>,
 }
 
 /// Consumer group coordination (Kafka's `offsets.topic.num.partitions`,
@@ -123,6 +155,8 @@ pub enum ConfigKind {
     Int = 3,
     Short = 4,
     Long = 5,
+    Double = 6,
+    List = 7,
 }
 
 /// Where a config's value comes from (Kafka's ConfigSource ids).

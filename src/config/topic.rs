@@ -15,21 +15,28 @@ pub use super::{ConfigKind, ConfigSource};
 
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const RETENTION_MS: &str = "retention.ms";
 pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
 /// What values a topic config accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Check {
-    /// Exactly this value; the note says why no other is supported.
-    Only(&'static str, &'static str),
-    /// One of two values.
-    Either(&'static str, &'static str),
+    /// One of these values.
+    OneOf(&'static [&'static str]),
+    /// A non-empty comma-separated list of these values (Kafka's LIST type).
+    ListOf(&'static [&'static str]),
+    /// A number between these bounds (inclusive).
+    Double { min: f64, max: f64 },
     /// An integer (i64) of at least `min`.
     Long { min: i64 },
     /// An integer of at least `min` that fits an i32.
@@ -46,10 +53,23 @@ impl Check {
             _ => Err(format!("expected an integer >= {min}")),
         };
         match self {
-            Check::Only(only, _) if value == only => Ok(()),
-            Check::Only(only, note) => Err(format!("only '{only}' is supported{note}")),
-            Check::Either(a, b) if value == a || value == b => Ok(()),
-            Check::Either(a, b) => Err(format!("expected {a} or {b}")),
+            Check::OneOf(values) if values.contains(&value) => Ok(()),
+            Check::OneOf(values) => Err(format!("expected one of {}", values.join(", "))),
+            Check::ListOf(values) => {
+                let items: Vec<&str> = value.split(',').map(str::trim).collect();
+                if items.iter().all(|i| values.contains(i)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected a comma-separated list of {}",
+                        values.join(", ")
+                    ))
+                }
+            }
+            Check::Double { min, max } => match value.trim().parse::<f64>() {
+                Ok(v) if v >= min && v <= max => Ok(()),
+                _ => Err(format!("expected a number between {min} and {max}")),
+            },
             Check::Long { min } => at_least(min),
             Check::Int { min } => at_least(min).and_then(|_| {
                 value
@@ -80,25 +100,61 @@ pub struct TopicConfigDef {
     pub check: Check,
 }
 
+/// The values of `compression.type`.
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Every topic config this broker understands, by name.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: CLEANUP_POLICY,
-        kind: ConfigKind::String,
+        kind: ConfigKind::List,
         broker_synonym: "log.cleanup.policy",
-        broker_doc: "Old segments are deleted.",
-        doc: "Only \"delete\": whole segments are deleted by retention.",
-        default: |_| "delete".into(),
-        check: Check::Only("delete", ""),
+        broker_doc: "The default cleanup policy of topics (cleanup_policy).",
+        doc:
+            "\"delete\" deletes old segments by retention.ms and retention.bytes; \"compact\" \
+              keeps the latest record of every key (the log cleaner); \"compact,delete\" does both.",
+        default: |c| c.cleanup_policy.clone(),
+        check: Check::ListOf(&["compact", "delete"]),
     },
     TopicConfigDef {
         name: COMPRESSION_TYPE,
         kind: ConfigKind::String,
         broker_synonym: "compression.type",
-        broker_doc: "Batches are stored as the producer compressed them.",
-        doc: "Only \"producer\": batches are stored as the producer compressed them.",
-        default: |_| "producer".into(),
-        check: Check::Only("producer", " (batches are kept as sent)"),
+        broker_doc: "The default codec of topics (compression_type).",
+        doc: "\"producer\" stores batches as the producer compressed them; any other codec \
+              (uncompressed, gzip, snappy, lz4, zstd) recompresses batches in another codec.",
+        default: |c| c.compression_type.clone(),
+        check: Check::OneOf(COMPRESSION_TYPES),
+    },
+    TopicConfigDef {
+        name: DELETE_RETENTION_MS,
+        kind: ConfigKind::Long,
+        broker_synonym: "log.cleaner.delete.retention.ms",
+        broker_doc:
+            "How long tombstones stay after the cleaner first sees them (cleaner.delete_retention).",
+        doc: "How long a tombstone (a record with a null value) of a compacted topic is kept \
+              after the log cleaner first saw it.",
+        default: |c| ms(c.cleaner.delete_retention).to_string(),
+        check: Check::Long { min: 0 },
+    },
+    TopicConfigDef {
+        name: MAX_COMPACTION_LAG_MS,
+        kind: ConfigKind::Long,
+        broker_synonym: "log.cleaner.max.compaction.lag.ms",
+        broker_doc: "Longest time a record stays uncompacted (cleaner.max_compaction_lag).",
+        doc: "A sealed segment older than this is cleaned whatever the dirty ratio.",
+        default: |c| {
+            c.cleaner
+                .max_compaction_lag
+                .map_or(i64::MAX, ms)
+                .to_string()
+        },
+        check: Check::Long { min: 1 },
     },
     TopicConfigDef {
         name: MAX_MESSAGE_BYTES,
@@ -116,7 +172,26 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_doc: "Default timestamp type of topics.",
         doc: "CreateTime or LogAppendTime.",
         default: |_| "CreateTime".into(),
-        check: Check::Either("CreateTime", "LogAppendTime"),
+        check: Check::OneOf(&["CreateTime", "LogAppendTime"]),
+    },
+    TopicConfigDef {
+        name: MIN_CLEANABLE_DIRTY_RATIO,
+        kind: ConfigKind::Double,
+        broker_synonym: "log.cleaner.min.cleanable.ratio",
+        broker_doc: "Dirty share of a log above which it is cleaned (cleaner.min_cleanable_ratio).",
+        doc: "The log cleaner cleans a compacted log once this share of it is dirty \
+              (written since the last cleaning).",
+        default: |c| c.cleaner.min_cleanable_ratio.to_string(),
+        check: Check::Double { min: 0.0, max: 1.0 },
+    },
+    TopicConfigDef {
+        name: MIN_COMPACTION_LAG_MS,
+        kind: ConfigKind::Long,
+        broker_synonym: "log.cleaner.min.compaction.lag.ms",
+        broker_doc: "Shortest time a record stays uncompacted (cleaner.min_compaction_lag).",
+        doc: "A record is not compacted until it is at least this old.",
+        default: |c| ms(c.cleaner.min_compaction_lag).to_string(),
+        check: Check::Long { min: 0 },
     },
     TopicConfigDef {
         name: MIN_INSYNC_REPLICAS,
@@ -158,6 +233,16 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "Size at which a new segment is started.",
         default: |c| c.segment_size.to_string(),
         check: Check::Int { min: 14 },
+    },
+    TopicConfigDef {
+        name: SEGMENT_MS,
+        kind: ConfigKind::Long,
+        broker_synonym: "log.roll.ms",
+        broker_doc: "Age at which the active segment is rolled (segment_roll_time).",
+        doc: "A new segment is started when the active one's first record is this old, so \
+              that retention and compaction can reach it.",
+        default: |c| ms(c.segment_roll_time).to_string(),
+        check: Check::Long { min: 1 },
     },
     TopicConfigDef {
         name: UNCLEAN_LEADER_ELECTION_ENABLE,
@@ -246,14 +331,25 @@ pub fn describe<'a>(
 }
 
 /// The settings a partition log of a topic runs with: overrides over broker defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicSettings {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<i64>,
     pub segment_bytes: u64,
+    pub segment_ms: i64,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
     pub min_insync_replicas: i32,
+    /// `cleanup.policy` holds `delete`.
+    pub delete: bool,
+    /// `cleanup.policy` holds `compact`.
+    pub compact: bool,
+    /// `compression.type`, one of [`COMPRESSION_TYPES`].
+    pub compression_type: String,
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
 }
 
 /// The effective value of `key` for a topic with these overrides.
@@ -268,13 +364,26 @@ impl TopicSettings {
     pub fn resolve(config: &Config, overrides: &BTreeMap<String, String>) -> TopicSettings {
         let get = |k: &str| effective_value(config, overrides, k);
         let num = |k: &str| get(k).trim().parse::<i64>().unwrap_or(-1);
+        let policy = get(CLEANUP_POLICY);
+        let has = |p: &str| policy.split(',').any(|i| i.trim() == p);
         TopicSettings {
             retention_ms: Some(num(RETENTION_MS)).filter(|v| *v >= 0),
             retention_bytes: Some(num(RETENTION_BYTES)).filter(|v| *v >= 0),
             segment_bytes: num(SEGMENT_BYTES).max(14) as u64,
+            segment_ms: num(SEGMENT_MS).max(1),
             max_message_bytes: num(MAX_MESSAGE_BYTES).max(0) as usize,
             log_append_time: get(MESSAGE_TIMESTAMP_TYPE) == "LogAppendTime",
             min_insync_replicas: num(MIN_INSYNC_REPLICAS).max(1) as i32,
+            delete: has("delete"),
+            compact: has("compact"),
+            compression_type: get(COMPRESSION_TYPE),
+            min_cleanable_dirty_ratio: get(MIN_CLEANABLE_DIRTY_RATIO)
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: num(MIN_COMPACTION_LAG_MS).max(0),
+            max_compaction_lag_ms: num(MAX_COMPACTION_LAG_MS).max(1),
+            delete_retention_ms: num(DELETE_RETENTION_MS).max(0),
         }
     }
 }
@@ -309,6 +418,34 @@ mod tests {
         assert!(validate("segment.bytes", "99999999999").is_err());
         assert!(validate("max.message.bytes", "10000").is_ok());
         assert!(validate("unclean.leader.election.enable", "yes").is_err());
+        assert!(validate("cleanup.policy", "compact").is_ok());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "delete, compact").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("cleanup.policy", "").is_err());
+        assert!(validate("compression.type", "lz4").is_ok());
+        assert!(validate("compression.type", "brotli").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("segment.ms", "0").is_err());
+    }
+
+    #[test]
+    fn cleanup_policy_and_compaction_settings_resolve() {
+        let config = Config::default();
+        let s = TopicSettings::resolve(&config, &BTreeMap::new());
+        assert!(s.delete && !s.compact);
+        assert_eq!(s.compression_type, "producer");
+        assert_eq!(s.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(s.delete_retention_ms, 86_400_000);
+        assert_eq!(s.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(s.segment_ms, 604_800_000);
+        let o = BTreeMap::from([(CLEANUP_POLICY.to_string(), "compact".to_string())]);
+        let s = TopicSettings::resolve(&config, &o);
+        assert!(s.compact && !s.delete);
+        let o = BTreeMap::from([(CLEANUP_POLICY.to_string(), "compact,delete".to_string())]);
+        let s = TopicSettings::resolve(&config, &o);
+        assert!(s.compact && s.delete);
     }
 
     #[test]
@@ -324,7 +461,9 @@ mod tests {
                 assert_eq!(validate(d.name, &value), Ok(()), "{} = {value}", d.name);
             }
             let kind = match d.check {
-                Check::Only(..) | Check::Either(..) => ConfigKind::String,
+                Check::OneOf(..) => ConfigKind::String,
+                Check::ListOf(..) => ConfigKind::List,
+                Check::Double { .. } => ConfigKind::Double,
                 Check::Long { .. } if d.kind == ConfigKind::Int => ConfigKind::Int,
                 Check::Long { .. } => ConfigKind::Long,
                 Check::Int { .. } => ConfigKind::Int,
@@ -344,12 +483,17 @@ mod tests {
         let keys = [
             CLEANUP_POLICY,
             COMPRESSION_TYPE,
+            DELETE_RETENTION_MS,
+            MAX_COMPACTION_LAG_MS,
             MAX_MESSAGE_BYTES,
             MESSAGE_TIMESTAMP_TYPE,
+            MIN_CLEANABLE_DIRTY_RATIO,
+            MIN_COMPACTION_LAG_MS,
             MIN_INSYNC_REPLICAS,
             RETENTION_BYTES,
             RETENTION_MS,
             SEGMENT_BYTES,
+            SEGMENT_MS,
             UNCLEAN_LEADER_ELECTION_ENABLE,
         ];
         let names: Vec<&str> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();

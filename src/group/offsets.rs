@@ -223,6 +223,11 @@ pub fn load(partitions: &PartitionRegistry, index: i32) -> Loaded {
             let mut buf: Bytes = bytes;
             let mut last = offset;
             while !buf.is_empty() {
+                // A compacted log has gaps: the batch, not its surviving records, says where
+                // the next read starts.
+                if let Ok(h) = crate::log::parse_header(&buf) {
+                    last = last.max(h.next_offset());
+                }
                 match RecordBatchDecoder::decode(&mut buf) {
                     Ok(set) => {
                         for r in set.records {

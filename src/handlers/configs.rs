@@ -147,6 +147,28 @@ pub fn describe(
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// The list `current` with the comma-separated `given` items appended (those not in it yet)
+/// or subtracted, as IncrementalAlterConfigs APPEND and SUBTRACT do.
+fn list_operation(current: &str, given: &str, append: bool) -> String {
+    let items = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .collect()
+    };
+    let mut list = items(current);
+    for item in items(given) {
+        if append && !list.contains(&item) {
+            list.push(item);
+        } else if !append {
+            list.retain(|i| *i != item);
+        }
+    }
+    list.join(",")
+}
 
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
@@ -197,6 +219,21 @@ pub async fn incremental_alter(
                             }
                         },
                         OP_DELETE => delete.push(key),
+                        op @ (OP_APPEND | OP_SUBTRACT)
+                            if topic::lookup(&key)
+                                .is_some_and(|d| d.kind == crate::config::ConfigKind::List) =>
+                        {
+                            let overrides = broker
+                                .metadata
+                                .image()
+                                .topics
+                                .get(&name)
+                                .map(|t| t.configs.clone())
+                                .unwrap_or_default();
+                            let current = topic::effective_value(&broker.config, &overrides, &key);
+                            let given = c.value.as_deref().unwrap_or_default().to_string();
+                            set.insert(key, list_operation(&current, &given, op == OP_APPEND));
+                        }
                         op => {
                             return Err(AdminError::new(
                                 ResponseError::InvalidConfig,

@@ -6,6 +6,7 @@
 //! is positive where it must be.
 
 use super::batch::HEADER_SIZE;
+use super::compress::Codec;
 use super::error::LogError;
 use super::index::{OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
 
@@ -29,11 +30,48 @@ pub enum FlushPolicy {
     Always,
 }
 
+/// How a compacted log is cleaned (the topic's compaction configs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionConfig {
+    /// Clean once this share of the cleanable log is dirty (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_ratio: f64,
+    /// Records younger than this are not compacted (`min.compaction.lag.ms`).
+    pub min_lag_ms: i64,
+    /// A dirty segment older than this is cleaned whatever the ratio
+    /// (`max.compaction.lag.ms`).
+    pub max_lag_ms: i64,
+    /// Tombstones stay this long after the cleaner first saw them (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    /// Kafka's defaults: ratio 0.5, no minimum lag, no maximum lag, tombstones kept a day.
+    fn default() -> Self {
+        CompactionConfig {
+            min_cleanable_ratio: 0.5,
+            min_lag_ms: 0,
+            max_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
 /// Settings of one partition log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll to a new segment when the active one would exceed this (Kafka `segment.bytes`).
     pub segment_bytes: u64,
+    /// Roll when the active segment's first batch is this old (Kafka `segment.ms`); `None`
+    /// never rolls by time.
+    pub segment_ms: Option<i64>,
+    /// Retention deletes old segments (`cleanup.policy` holds `delete`).
+    pub delete: bool,
+    /// The log cleaner keeps the latest record of each key (`cleanup.policy` holds
+    /// `compact`), with these settings.
+    pub compaction: Option<CompactionConfig>,
+    /// The codec batches are stored in (`compression.type`); `None` stores them as the
+    /// producer compressed them.
+    pub compression: Option<Codec>,
     /// Delete sealed segments whose newest record is older than this; `None` (or a negative
     /// value) keeps data forever (Kafka `retention.ms`).
     pub retention_ms: Option<i64>,
@@ -55,10 +93,16 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     /// Apache Kafka's defaults: 1 GiB segments, 7 days, no size limit, 1048588-byte batches,
-    /// CreateTime, 4 KiB index interval, 10 MiB indexes, no forced flush.
+    /// CreateTime, 4 KiB index interval, 10 MiB indexes, no forced flush, the delete policy,
+    /// batches kept as sent; except that it never rolls by time (the broker sets `segment_ms`
+    /// from the topic's `segment.ms`, 7 days by default).
     fn default() -> Self {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: None,
+            delete: true,
+            compaction: None,
+            compression: None,
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
             max_message_bytes: 1_048_588,
@@ -102,14 +146,14 @@ impl LogConfig {
         }
     }
 
-    /// The retention time if one applies.
+    /// The retention time if one applies (only with the `delete` policy).
     pub fn effective_retention_ms(&self) -> Option<i64> {
-        self.retention_ms.filter(|ms| *ms >= 0)
+        self.retention_ms.filter(|ms| self.delete && *ms >= 0)
     }
 
-    /// The retention size if one applies.
+    /// The retention size if one applies (only with the `delete` policy).
     pub fn effective_retention_bytes(&self) -> Option<i64> {
-        self.retention_bytes.filter(|b| *b >= 0)
+        self.retention_bytes.filter(|b| self.delete && *b >= 0)
     }
 }
 

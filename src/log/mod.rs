@@ -28,6 +28,7 @@
 pub mod batch;
 pub mod builder;
 pub mod checkpoint;
+pub mod compress;
 pub mod config;
 pub mod decompress;
 pub mod dump;
@@ -45,7 +46,8 @@ mod test_util;
 
 pub use batch::{assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader};
 pub use builder::RecordBatchBuilder;
-pub use config::{FlushPolicy, LogConfig};
+pub use compress::Codec;
+pub use config::{CompactionConfig, FlushPolicy, LogConfig};
 pub use dump::{dump_path, DumpSummary};
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::LogError;

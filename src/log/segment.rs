@@ -28,7 +28,7 @@ use std::time::UNIX_EPOCH;
 /// The most a compressed batch may inflate to when the broker looks inside it.
 const INFLATE_CAP: usize = 64 << 20;
 
-use super::batch::BatchHeader;
+use super::batch::{parse_header, BatchHeader, HEADER_SIZE};
 use super::error::LogError;
 use super::index::{relative_offset, OffsetIndex, TimeIndex};
 use super::records;
@@ -85,6 +85,8 @@ pub struct Segment {
     next_offset: i64,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
+    /// The first batch's max timestamp, which a time-based roll counts from.
+    first_timestamp: Option<i64>,
     bytes_since_last_index_entry: usize,
     index_interval_bytes: usize,
     active: bool,
@@ -127,6 +129,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
+            first_timestamp: None,
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             active: true,
@@ -161,7 +164,7 @@ impl Segment {
             base_offset,
             None,
         )?;
-        Ok(Segment {
+        let mut segment = Segment {
             base_offset,
             log_path,
             log: Arc::new(log),
@@ -171,11 +174,14 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
+            first_timestamp: None,
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             active: false,
             dirty: false,
-        })
+        };
+        segment.first_timestamp = segment.read_first_timestamp();
+        Ok(segment)
     }
 
     /// First offset this segment may hold (its name).
@@ -250,6 +256,25 @@ impl Segment {
             || self.time_index.is_full()
     }
 
+    /// The first batch's max timestamp, read from the file.
+    fn read_first_timestamp(&self) -> Option<i64> {
+        if self.size < HEADER_SIZE as u64 {
+            return None;
+        }
+        let bytes = self.read_bytes(0, HEADER_SIZE).ok()?;
+        parse_header(&bytes)
+            .ok()
+            .map(|h| h.max_timestamp)
+            .filter(|t| *t >= 0)
+    }
+
+    /// True when a time-based roll is due (Kafka's `segment.ms`): the segment holds a
+    /// batch, and its first batch's timestamp is more than `segment_ms` before `now_ms`.
+    pub fn is_older_than(&self, segment_ms: i64, now_ms: i64) -> bool {
+        self.first_timestamp
+            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms)
+    }
+
     /// The largest timestamp for time-based retention: the max timestamp, or the file's
     /// modification time when no batch carries a timestamp (as Kafka's
     /// `LogSegment.largestTimestamp`).
@@ -266,6 +291,9 @@ impl Segment {
 
     /// Updates the in-memory state and indexes for a batch now at `position`.
     pub(crate) fn track_batch(&mut self, position: u64, header: &BatchHeader) {
+        if position == 0 {
+            self.first_timestamp = Some(header.max_timestamp).filter(|t| *t >= 0);
+        }
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
             self.offset_of_max_timestamp = header.last_offset();
@@ -562,6 +590,9 @@ impl Segment {
             .map_err(|e| LogError::io("truncate", &self.log_path, e))?;
         let removed = file_len.max(self.size).saturating_sub(position);
         self.size = position;
+        if position == 0 {
+            self.first_timestamp = None;
+        }
         self.dirty = true;
         self.offset_index.truncate_to_position(position);
         self.reload_tail_state()?;

@@ -31,6 +31,7 @@ pub fn small_config(segment_bytes: u64) -> LogConfig {
         index_interval_bytes: 256,
         index_max_bytes: 64 * 1024,
         flush: FlushPolicy::Never,
+        ..LogConfig::default()
     }
 }
 

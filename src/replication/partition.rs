@@ -727,6 +727,7 @@ mod tests {
             index_interval_bytes: 4096,
             index_max_bytes: 1 << 16,
             flush: FlushPolicy::Never,
+            ..LogConfig::default()
         }
     }
 

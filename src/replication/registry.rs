@@ -47,6 +47,15 @@ fn write_topic_id(dir: &Path, id: Uuid) -> std::io::Result<()> {
 pub fn log_config(config: &Config, settings: &TopicSettings) -> LogConfig {
     LogConfig {
         segment_bytes: settings.segment_bytes,
+        segment_ms: Some(settings.segment_ms),
+        delete: settings.delete,
+        compaction: settings.compact.then_some(crate::log::CompactionConfig {
+            min_cleanable_ratio: settings.min_cleanable_dirty_ratio,
+            min_lag_ms: settings.min_compaction_lag_ms,
+            max_lag_ms: settings.max_compaction_lag_ms,
+            delete_retention_ms: settings.delete_retention_ms,
+        }),
+        compression: crate::log::Codec::of_topic_config(&settings.compression_type),
         retention_ms: settings.retention_ms,
         retention_bytes: settings.retention_bytes,
         max_message_bytes: settings.max_message_bytes,

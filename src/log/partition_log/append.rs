@@ -89,7 +89,7 @@ impl PartitionLog {
             }
         };
 
-        self.roll_if_needed(base, last, records.len())?;
+        self.roll_if_needed(base, last, records.len(), now_ms)?;
 
         if self
             .epoch_cache
@@ -195,7 +195,7 @@ impl PartitionLog {
                 records.len()
             )));
         }
-        self.roll_if_needed(first.base_offset, last.last_offset(), records.len())?;
+        self.roll_if_needed(first.base_offset, last.last_offset(), records.len(), now_ms)?;
         let mut epochs_changed = false;
         for h in headers {
             let epoch = h.partition_leader_epoch;

@@ -50,18 +50,24 @@ impl PartitionLog {
 
     /// Rolls the active segment before a write of `bytes` covering offsets `base..=last`
     /// when it would push the segment past `segment_bytes`, when `last` would not fit the
-    /// 4-byte relative offset, or when an index is full.
+    /// 4-byte relative offset, when an index is full, or when its first batch is older than
+    /// `segment_ms` at `now_ms`.
     pub(super) fn roll_if_needed(
         &mut self,
         base: i64,
         last: i64,
         bytes: usize,
+        now_ms: i64,
     ) -> Result<(), LogError> {
         let needs_roll = {
             let active = self.active()?;
             !active.is_empty()
                 && (active.size() + bytes as u64 > self.config.segment_bytes
-                    || active.needs_roll_for(last))
+                    || active.needs_roll_for(last)
+                    || self
+                        .config
+                        .segment_ms
+                        .is_some_and(|ms| active.is_older_than(ms, now_ms)))
         };
         if needs_roll {
             let r = self.roll(base);
