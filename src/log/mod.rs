@@ -39,6 +39,7 @@ pub mod partition_log;
 pub mod producer_state;
 pub mod records;
 pub mod recovery;
+pub mod rewrite;
 pub mod scan;
 pub mod segment;
 #[cfg(test)]
