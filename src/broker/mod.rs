@@ -11,6 +11,7 @@
 //! Components get what they need at construction (the partition registry, the metadata
 //! handle); none of them holds a reference back to the broker.
 
+pub mod cleaner;
 pub mod producer_ids;
 pub mod reconcile;
 pub mod topics;
@@ -177,8 +178,8 @@ impl Broker {
             .push(task);
     }
 
-    /// Runs the reconcile task, the controller loops, ISR checks, group timers, retention
-    /// and interval flushes, until [`Broker::shutdown`].
+    /// Runs the reconcile task, the controller loops, ISR checks, group timers, retention,
+    /// the log cleaner and interval flushes, until [`Broker::shutdown`].
     pub fn spawn_background_tasks(self: &Arc<Self>) {
         // Metadata changes without a local request too (another node's proposal): every
         // new image is applied to the hosted partitions, fetchers and groups.
@@ -199,6 +200,12 @@ impl Broker {
                 let _ = tokio::task::spawn_blocking(move || b.apply_retention()).await;
             }
         }));
+        if self.config.cleaner.enabled {
+            self.keep(tokio::spawn(cleaner::run(
+                self.partitions.clone(),
+                self.config.cleaner.clone(),
+            )));
+        }
         let replication = self.replication.clone();
         let max_lag = self.config.replica_lag_time_max;
         self.keep(tokio::spawn(async move {

@@ -28,6 +28,7 @@
 pub mod batch;
 pub mod builder;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod compress;
 pub mod config;
 pub mod decompress;

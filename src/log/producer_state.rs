@@ -232,6 +232,15 @@ impl ProducerStateManager {
         }
     }
 
+    /// Producer id -> the last offset of its last batch, for every producer with state (the
+    /// batches the cleaner must keep).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Number of producers with state.
     pub fn len(&self) -> usize {
         self.producers.len()

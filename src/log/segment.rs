@@ -268,6 +268,11 @@ impl Segment {
             .filter(|t| *t >= 0)
     }
 
+    /// The first batch's max timestamp, if the segment holds a batch that has one.
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.first_timestamp
+    }
+
     /// True when a time-based roll is due (Kafka's `segment.ms`): the segment holds a
     /// batch, and its first batch's timestamp is more than `segment_ms` before `now_ms`.
     pub fn is_older_than(&self, segment_ms: i64, now_ms: i64) -> bool {

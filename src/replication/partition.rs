@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 use super::leader::LeaderState;
 use crate::log::batch::split_whole_batches;
+use crate::log::cleaner::{CleanStats, Throttle};
+use crate::log::partition_log::Dirtiness;
 use crate::log::{AppendInfo, BatchHeader, LogConfig, LogError, PartitionLog};
 use crate::metadata::{MetadataCommand, PartitionImage};
 
@@ -693,6 +695,38 @@ impl Partition {
     /// Applies a changed topic config to the log.
     pub fn update_config(&self, config: LogConfig) {
         self.log().update_config(config);
+    }
+
+    /// How dirty the log is for the cleaner (`None`: not compacted, or nothing to clean).
+    pub fn dirtiness(&self, now_ms: i64) -> Option<Dirtiness> {
+        let hw = self.high_watermark();
+        self.log().dirtiness(hw, now_ms)
+    }
+
+    /// One cleaning of the log (see `log::cleaner`): the job is made under the log's lock,
+    /// the map and the rewrite run without it, each group is swapped in under it. `None`
+    /// when there was nothing to clean or a concurrent truncation or deletion voided it.
+    pub fn clean(
+        &self,
+        now_ms: i64,
+        map_budget: usize,
+        throttle: &mut Throttle,
+    ) -> Result<Option<CleanStats>, LogError> {
+        let hw = self.high_watermark();
+        let (job, layout) = {
+            let log = self.log();
+            match log.clean_job(hw, now_ms) {
+                Some(job) => (job, log.layout_version()),
+                None => return Ok(None),
+            }
+        };
+        let stats = crate::log::cleaner::clean::run(&job, map_budget, throttle, |group| {
+            self.log().swap_cleaned(group, layout)
+        })?;
+        if let Some(stats) = &stats {
+            self.log().set_first_dirty_offset(stats.end_offset)?;
+        }
+        Ok(stats)
     }
 
     /// Deletes expired segments; how many.

@@ -157,7 +157,7 @@ impl PartitionLog {
 
     /// Appends batches fetched from the partition leader (a follower's write): they keep
     /// the offsets, leader epochs and timestamps the leader gave them, and must start at
-    /// this log's end offset. Each new leader epoch goes into the epoch history at its first
+    /// this log's end offset (or after it: a compacted leader log has gaps). Each new leader epoch goes into the epoch history at its first
     /// batch, and producer batches update the idempotent-producer state as they do on the
     /// leader, so a follower that becomes leader still recognises retries.
     pub fn append_replicated(
@@ -170,7 +170,9 @@ impl PartitionLog {
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
             return Ok(());
         };
-        if first.base_offset != self.log_end_offset {
+        // A compacted leader log has gaps between batches (whole batches cleaned away), so
+        // batches may start after the log end and after each other, never before.
+        if first.base_offset < self.log_end_offset {
             return Err(self.invalid_append(format!(
                 "replicated batches start at offset {} but the log ends at {}",
                 first.base_offset, self.log_end_offset
@@ -179,7 +181,7 @@ impl PartitionLog {
         let mut expected = first.base_offset;
         let mut total = 0usize;
         for h in headers {
-            if h.base_offset != expected || h.last_offset_delta < 0 {
+            if h.base_offset < expected || h.last_offset_delta < 0 {
                 return Err(self.invalid_append(format!(
                     "replicated batch at offset {} does not follow offset {}",
                     h.base_offset,

@@ -36,6 +36,7 @@ impl PartitionLog {
             // The marker must not come back after a power loss during this run.
             checkpoint::sync_dir(dir)?;
         }
+        super::super::cleaner::swap::recover(dir)?;
         let recovered = recovery::load_segments(dir, &config, clean)?;
         let stored_lso = read_log_start_offset(dir)?;
 
@@ -51,6 +52,8 @@ impl PartitionLog {
             dir_dirty: false,
             offline: false,
             closed: false,
+            first_dirty_offset: super::compact::read_cleaner_checkpoint(dir),
+            layout_version: 0,
             config,
         };
         if log.segments.is_empty() {

@@ -48,9 +48,12 @@
 //! - `log_start`: the `log-start-offset` file.
 //! - `epochs`: the leader epoch history as this log uses it.
 //! - `producers`: the idempotent-producer state as this log keeps it.
+//! - `compact`: the log as the cleaner sees it (dirtiness, cleaning jobs, swaps, the
+//!   cleaner checkpoint).
 //! - `test_support`: helpers for the tests of these files.
 
 mod append;
+mod compact;
 mod epochs;
 mod flush;
 mod lifecycle;
@@ -74,6 +77,7 @@ use super::producer_state::ProducerStateManager;
 use super::segment::Segment;
 
 pub use append::AppendInfo;
+pub use compact::{Dirtiness, CLEANER_CHECKPOINT_FILE};
 pub use lifecycle::CLEAN_SHUTDOWN_FILE;
 pub use log_start::LOG_START_OFFSET_FILE;
 pub use read::{ReadPlan, ReadResult};
@@ -93,6 +97,10 @@ pub struct PartitionLog {
     dir_dirty: bool,
     offline: bool,
     closed: bool,
+    /// The cleaner checkpoint: everything below it was cleaned.
+    first_dirty_offset: i64,
+    /// Bumped by every truncation (see `compact`).
+    layout_version: u64,
 }
 
 impl PartitionLog {

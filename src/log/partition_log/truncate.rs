@@ -19,6 +19,8 @@ impl PartitionLog {
     /// replayed). With `offset` before the first segment, the log is emptied and restarts at
     /// `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.layout_version += 1;
+        self.first_dirty_offset = self.first_dirty_offset.min(offset);
         self.check_online()?;
         if offset < 0 {
             return Err(self.invalid_append(format!("cannot truncate to offset {offset}")));
@@ -63,6 +65,8 @@ impl PartitionLog {
     /// Deletes every segment and starts an empty log at `offset` (Kafka's
     /// `truncateFullyAndStartAt`); the epoch history and the producer state are cleared.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.layout_version += 1;
+        self.first_dirty_offset = offset;
         self.log_start_offset = offset;
         let r = self.persist_log_start_offset();
         self.guard(r)?;
