@@ -76,6 +76,99 @@ async fn connect(port: u16) -> Client {
     panic!("broker did not start on port {port}");
 }
 
+/// kill -9 while the cleaner holds a committed rewrite of a compacted topic (a test hook
+/// delays the swap): after the restart every key's latest value is there, at its offset,
+/// (the open finishes the committed swap; the unit tests of `cleaner::swap` check each step).
+#[tokio::test]
+async fn kill_dash_nine_during_a_cleaner_swap_loses_no_latest_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{{"data_dir": "{}", "server": {{"port": "{port}"}}, "cleaner": {{"backoff": "100ms"}}}}"#,
+            data.display()
+        ),
+    );
+    let mut broker = Proc(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .env("BROKER_TEST_CLEANER_SWAP_DELAY_MS", "60000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut c = connect(port).await;
+    let req = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(tn("kv"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    [("cleanup.policy", "compact"), ("segment.bytes", "2048")]
+                        .iter()
+                        .map(|(k, v)| {
+                            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                                .with_name(s(k))
+                                .with_value(Some(s(v)))
+                        })
+                        .collect(),
+                ),
+        ])
+        .with_timeout_ms(5000);
+    assert_eq!(c.call(&req, 5).await.topics[0].error_code, 0);
+    let mut latest = std::collections::BTreeMap::new();
+    for i in 0..300i64 {
+        let key = format!("k{}", i % 15);
+        let value = format!("v{i}");
+        let r = produce(
+            &mut c,
+            "kv",
+            0,
+            batch(&[record(&key, &value, i)], Compression::None),
+            -1,
+        )
+        .await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        latest.insert(key, (p.base_offset, value));
+    }
+    let marker = data.join("kv-0").join("cleaning").join("swap");
+    let mut waited = 0;
+    while !marker.exists() {
+        assert!(waited < 300, "the cleaner commits a rewrite");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    broker.0.kill().unwrap();
+    broker.0.wait().unwrap();
+    drop(broker);
+
+    let _broker = start(&config);
+    let mut c = connect(port).await;
+    let mut found = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    loop {
+        let d = fetch(&mut c, "kv", 0, offset).await;
+        assert_eq!(d.error_code, 0);
+        let recs = decode_records(d.records.as_ref().unwrap());
+        if recs.is_empty() {
+            break;
+        }
+        for r in &recs {
+            let k = String::from_utf8(r.key.as_ref().unwrap().to_vec()).unwrap();
+            let v = String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap();
+            found.insert(k, (r.offset, v));
+        }
+        offset = recs.last().unwrap().offset + 1;
+    }
+    assert_eq!(found, latest, "every key's latest value survives");
+}
+
 #[tokio::test]
 async fn kill_dash_nine_loses_no_acknowledged_record_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();

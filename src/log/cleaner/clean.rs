@@ -110,6 +110,9 @@ pub fn run(
         .collect();
     for group in groups(&to_clean, job.segment_bytes, end) {
         let cleaned = clean_group(job, &group, &map, throttle, &mut stats)?;
+        if let Some(delay) = swap_delay_for_tests() {
+            std::thread::sleep(delay);
+        }
         if !swap_in(&cleaned)? {
             swap::discard(&job.dir)?;
             return Ok(None);
@@ -117,6 +120,18 @@ pub fn run(
         stats.groups += 1;
     }
     Ok(Some(stats))
+}
+
+/// Test hook: `BROKER_TEST_CLEANER_SWAP_DELAY_MS` holds every committed rewrite that long
+/// before its swap, so that a crash test can kill the broker in between.
+fn swap_delay_for_tests() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("BROKER_TEST_CLEANER_SWAP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }
 
 fn read_error(path: &Path, e: super::super::scan::ScanError) -> LogError {
