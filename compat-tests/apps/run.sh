@@ -119,23 +119,64 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # tool ARGS...: AppsTool; its last stdout line (the result or the reason) goes to stdout,
-# its log to $TOOL_LOG
+# everything it prints and logs to $TOOL_LOG
+tool_java() {
+    echo "===== $(date +%T) AppsTool $*" >> "$TOOL_LOG"
+    exec "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.target=SYSTEM_ERR -Dapps.log.level=warn \
+        -cp "$CP" compat.apps.AppsTool "$@" 2>> "$TOOL_LOG"
+}
 tool() {
     local out rc
-    echo "===== $(date +%T) AppsTool $*" >> "$TOOL_LOG"
-    out="$("$JAVA" "${JVM_OPTS[@]}" -Dapps.log.target=SYSTEM_ERR -Dapps.log.level=warn \
-        -cp "$CP" compat.apps.AppsTool "$@" 2>> "$TOOL_LOG")"
+    out="$(tool_java "$@")"
     rc=$?
     echo "$out" >> "$TOOL_LOG"
     echo "$out" | tail -n 1
     return $rc
 }
 
-# spawn LOG MAIN ARGS...: a JVM in the background, output to LOG; sets SPAWNED to its pid
+# tool_watching PID ARGS...: tool ARGS, stopped early (and failed) when PID, the app it waits
+# for, is no longer running
+tool_watching() {
+    local watched="$1" out tpid rc
+    shift
+    out="$(mktemp "$STATE_DIR/.tool.XXXXXX")"
+    tool_java "$@" > "$out" &
+    tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        if ! kill -0 "$watched" 2>/dev/null; then
+            sleep 1  # it may have been the last thing the app did; let the tool see it
+            if kill -0 "$tpid" 2>/dev/null; then
+                kill "$tpid" 2>/dev/null
+                wait "$tpid" 2>/dev/null
+                echo "the app exited while AppsTool $1 was waiting for it"
+                cat "$out" >> "$TOOL_LOG"
+                rm -f "$out"
+                return 1
+            fi
+        fi
+        sleep 0.3
+    done
+    wait "$tpid"
+    rc=$?
+    cat "$out" >> "$TOOL_LOG"
+    tail -n 1 "$out"
+    rm -f "$out"
+    return $rc
+}
+
+# first_error LOG: "; first ERROR: ..." from LOG's last run (the line after it too: the exception), or nothing
+first_error() {
+    local e
+    e="$(awk '/^===== / { e = ""; n = 0 } e == "" && / ERROR / { e = $0; n = 1; next }
+        n == 1 { e = e " | " $0; n = 0 } END { print e }' "$1" | cut -c 1-400)"
+    [[ -z "$e" ]] || echo "; first ERROR: $e"
+}
+
+# spawn LOG MAIN ARGS...: a JVM in the background, output to LOG (truncated first); sets SPAWNED to its pid
 spawn() {
     local log="$1"
     shift
-    echo "===== $(date -Is) $*" >> "$log"
+    echo "===== $(date -Is) $*" > "$log"
     "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.level="${APPS_LOG_LEVEL:-info}" -cp "$CP" "$@" >> "$log" 2>&1 < /dev/null &
     SPAWNED=$!
     PIDS+=("$SPAWNED")
@@ -204,7 +245,11 @@ wait_worker() {
     local deadline=$((SECONDS + 90)) t0=$SECONDS out
     while (( SECONDS < deadline )); do
         if ! kill -0 "$WORKER_PID" 2>/dev/null; then
-            echo "the worker exited during startup (log: $WORKER_LOG)"
+            echo "the worker exited during startup$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
+        if grep -qE 'Failed to start Connect|Uncaught exception in herder work thread' "$WORKER_LOG"; then
+            echo "the worker failed to start$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
             return 1
         fi
         # /connectors answers once the worker has joined the group and read the config topic
@@ -229,6 +274,10 @@ wait_running() {
     local deadline=$((SECONDS + $1)) name states all
     shift
     while true; do
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "the worker exited$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
         all=1
         local desc=""
         for name in "$@"; do
@@ -248,6 +297,10 @@ wait_sink() {
     local deadline=$((SECONDS + $1)) src="$CONNECT_DIR/source.txt" sink="$CONNECT_DIR/sink.txt"
     local snap="$CONNECT_DIR/sink.snapshot"
     while true; do
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "the worker exited$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
         if [[ -f "$sink" ]]; then
             # a copy: the sink task may be writing while we compare
             cp "$sink" "$snap"
@@ -374,6 +427,11 @@ start_app() {
 # stop_app: SIGTERM; the app must close cleanly (it prints "STOPPED clean")
 stop_app() {
     local t0=$SECONDS
+    if ! kill -0 "$APP_PID" 2>/dev/null; then
+        wait "$APP_PID" 2>/dev/null
+        MSG="the app had already exited (exit code $?) (log: $APP_LOG)"
+        return 1
+    fi
     if ! stop_pid "$APP_PID" 60; then
         MSG="after SIGTERM: $(stop_desc 60) (log: $APP_LOG)"
         return 1
@@ -401,8 +459,6 @@ produce_round() {  # produce_round N: text-N.txt (seed N) into the input topic
     echo "$msg"
 }
 
-# app_note: "; the app exited" when it is no longer running (added to a failed wait's reason)
-app_note() { kill -0 "$APP_PID" 2>/dev/null && echo "" || echo "; the app exited"; }
 
 streams_step() {
     mkdir -p "$STREAMS_DIR"
@@ -420,8 +476,8 @@ streams_step() {
     if ! msg="$(produce_round 1)"; then fail streams_produce_round1 "$msg"; skip streams "no input"; return; fi
     texts+=("$STREAMS_DIR/text-1.txt")
     start_app 1 "$STREAMS_DIR/state-1"
-    if msg="$(tool verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then pass streams_count_round1 "$msg"; else
-        fail streams_count_round1 "$msg$(app_note) (log: $APP_LOG)"
+    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then pass streams_count_round1 "$msg"; else
+        fail streams_count_round1 "$msg$(first_error "$APP_LOG") (log: $APP_LOG)"
     fi
     if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy compact "$APP_ID-word-counts-changelog")"; then
         if msg2="$(tool check-config "$BOOTSTRAP" cleanup.policy delete "$APP_ID-words-repartition")"; then
@@ -432,7 +488,7 @@ streams_step() {
     else
         fail streams_internal_topics "$msg (log: $TOOL_LOG, $APP_LOG)"
     fi
-    if msg="$(tool wait-purged "$BOOTSTRAP" "$APP_ID-words-repartition" 20)"; then pass streams_repartition_purged "$msg"; else
+    if msg="$(tool_watching "$APP_PID" wait-purged "$BOOTSTRAP" "$APP_ID-words-repartition" 20)"; then pass streams_repartition_purged "$msg"; else
         fail streams_repartition_purged "$msg (log: $APP_LOG)"
     fi
     if stop_app; then pass streams_stop_round1 "$MSG"; else fail streams_stop_round1 "$MSG"; fi
@@ -441,7 +497,7 @@ streams_step() {
     if ! msg="$(produce_round 2)"; then fail streams_produce_round2 "$msg"; return; fi
     texts+=("$STREAMS_DIR/text-2.txt")
     start_app 2 "$STREAMS_DIR/state-2"
-    if msg="$(tool verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
+    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
         local r
         r="$(restored)"
         if [[ "$r" == *" 0 records" ]]; then
@@ -450,7 +506,7 @@ streams_step() {
             pass streams_restore_from_changelog "fresh state.dir, $r; $msg"
         fi
     else
-        fail streams_restore_from_changelog "$msg$(app_note); $(restored) (log: $APP_LOG)"
+        fail streams_restore_from_changelog "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
     fi
     if stop_app; then pass streams_stop_round2 "$MSG"; else fail streams_stop_round2 "$MSG"; fi
 
@@ -458,10 +514,10 @@ streams_step() {
     if ! msg="$(produce_round 3)"; then fail streams_produce_round3 "$msg"; return; fi
     texts+=("$STREAMS_DIR/text-3.txt")
     start_app 3 "$STREAMS_DIR/state-2"
-    if msg="$(tool verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
+    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
         pass streams_restart_local_state "same state.dir, $(restored); $msg"
     else
-        fail streams_restart_local_state "$msg$(app_note); $(restored) (log: $APP_LOG)"
+        fail streams_restart_local_state "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
     fi
     if stop_app; then pass streams_stop_round3 "$MSG"; else fail streams_stop_round3 "$MSG"; fi
 }
