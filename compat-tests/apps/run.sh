@@ -74,7 +74,7 @@ if [[ "${1:-}" == "--build" ]]; then
     build
     exit $?
 fi
-[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 BOOTSTRAP="$1"
 STATE_DIR="${2:-$(mktemp -d "${TMPDIR:-/tmp}/compat-apps.XXXXXX")}"
