@@ -84,6 +84,7 @@ export COMPAT_REPLICATION_FACTOR="${COMPAT_REPLICATION_FACTOR:-1}"
 RF="$COMPAT_REPLICATION_FACTOR"
 CONNECT_LINES="${CONNECT_LINES:-200}"
 WAIT="${APPS_WAIT:-60}"
+COMPACT_WAIT="${APPS_COMPACT_WAIT:-40}"
 RUN_ID="$(date +%s)$$"
 
 if ! build; then
@@ -363,7 +364,7 @@ EOF
         skip connect "the worker did not start"
         return
     fi
-    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy compact "$group-configs" "$group-offsets" "$group-status")"; then
+    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy=compact "$group-configs" "$group-offsets" "$group-status")"; then
         pass connect_internal_topics "$msg"
     else
         fail connect_internal_topics "$msg (log: $TOOL_LOG)"
@@ -449,38 +450,51 @@ restored() {  # the current round's restores from the changelog (the log's last 
         END { printf "%d store partitions restored, %d records", n, t }' "$APP_LOG"
 }
 
-produce_round() {  # produce_round N: text-N.txt (seed N) into the input topic
-    local msg
-    tool gen-text "$STREAMS_DIR/text-$1.txt" "$1" 300 > /dev/null &&
-        msg="$(tool produce "$BOOTSTRAP" "$INPUT" "$STREAMS_DIR/text-$1.txt")" || {
-        echo "${msg:-gen-text failed} (log: $TOOL_LOG)"
+# produce_text NAME SEED: NAME.txt (150 lines of text from SEED) into the input topic, added to
+# TEXTS; MSG says what happened
+produce_text() {
+    MSG=""
+    tool gen-text "$STREAMS_DIR/$1.txt" "$2" 150 > /dev/null &&
+        MSG="$(tool produce "$BOOTSTRAP" "$INPUT" "$STREAMS_DIR/$1.txt")" || {
+        MSG="${MSG:-gen-text failed} (log: $TOOL_LOG)"
         return 1
     }
-    echo "$msg"
+    TEXTS+=("$STREAMS_DIR/$1.txt")
 }
 
+# counts: the latest count per word in the output topic must become the counts of TEXTS
+counts() {
+    tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${TEXTS[@]}"
+}
 
 streams_step() {
     mkdir -p "$STREAMS_DIR"
     APP_ID="apps-wordcount-$RUN_ID"
     INPUT="$APP_ID-input"
     OUTPUT="$APP_ID-output"
-    local msg texts=()
+    TEXTS=()
+    local msg msg2 rc changelog="$APP_ID-word-counts-changelog" repartition="$APP_ID-words-repartition"
     if msg="$(tool create-topics "$BOOTSTRAP" 3 "$INPUT" "$OUTPUT")"; then pass streams_topics "$INPUT, $OUTPUT: $msg"; else
         fail streams_topics "$msg (log: $TOOL_LOG)"
         skip streams "no topics"
         return
     fi
 
-    # round 1
-    if ! msg="$(produce_round 1)"; then fail streams_produce_round1 "$msg"; skip streams "no input"; return; fi
-    texts+=("$STREAMS_DIR/text-1.txt")
+    # round 1, in two halves: the changelog gets more than one segment (segment.ms 500)
+    produce_text text-1a 1 || { fail streams_produce "$MSG"; skip streams "no input"; return; }
     start_app 1 "$STREAMS_DIR/state-1"
-    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then pass streams_count_round1 "$msg"; else
-        fail streams_count_round1 "$msg$(first_error "$APP_LOG") (log: $APP_LOG)"
+    if msg="$(counts)"; then
+        msg2=""
+        if produce_text text-1b 11 && msg2="$(counts)"; then
+            pass streams_count_round1 "first half: $msg; both: $msg2"
+        else
+            fail streams_count_round1 "second half: ${msg2:-$MSG}$(first_error "$APP_LOG") (log: $APP_LOG)"
+        fi
+    else
+        fail streams_count_round1 "first half: $msg$(first_error "$APP_LOG") (log: $APP_LOG)"
     fi
-    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy compact "$APP_ID-word-counts-changelog")"; then
-        if msg2="$(tool check-config "$BOOTSTRAP" cleanup.policy delete "$APP_ID-words-repartition")"; then
+    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy=compact,compression.type=lz4,segment.ms=500,min.cleanable.dirty.ratio=0.01 "$changelog")"; then
+        if msg2="$(tool check-config "$BOOTSTRAP" cleanup.policy=delete "$repartition")"; then
             pass streams_internal_topics "$msg $msg2"
         else
             fail streams_internal_topics "$msg2 (log: $TOOL_LOG, $APP_LOG)"
@@ -488,16 +502,23 @@ streams_step() {
     else
         fail streams_internal_topics "$msg (log: $TOOL_LOG, $APP_LOG)"
     fi
-    if msg="$(tool_watching "$APP_PID" wait-purged "$BOOTSTRAP" "$APP_ID-words-repartition" 20)"; then pass streams_repartition_purged "$msg"; else
+    if msg="$(tool_watching "$APP_PID" wait-purged "$BOOTSTRAP" "$repartition" 20)"; then pass streams_repartition_purged "$msg"; else
         fail streams_repartition_purged "$msg (log: $APP_LOG)"
     fi
     if stop_app; then pass streams_stop_round1 "$MSG"; else fail streams_stop_round1 "$MSG"; fi
 
+    # the broker's log cleaner, while the app is down: the changelog keeps the latest count per word
+    if msg="$(tool wait-compacted "$BOOTSTRAP" "$changelog" "$COMPACT_WAIT" "${TEXTS[@]}")"; then
+        pass streams_changelog_compacted "$msg"
+    else
+        rc=$?
+        if [[ $rc == 3 ]]; then skip streams_changelog_compacted "$msg"; else fail streams_changelog_compacted "$msg (log: $TOOL_LOG)"; fi
+    fi
+
     # round 2: a fresh state.dir, the store comes back from the changelog
-    if ! msg="$(produce_round 2)"; then fail streams_produce_round2 "$msg"; return; fi
-    texts+=("$STREAMS_DIR/text-2.txt")
+    produce_text text-2 2 || { fail streams_produce "$MSG"; return; }
     start_app 2 "$STREAMS_DIR/state-2"
-    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
+    if msg="$(counts)"; then
         local r
         r="$(restored)"
         if [[ "$r" == *" 0 records" ]]; then
@@ -511,10 +532,9 @@ streams_step() {
     if stop_app; then pass streams_stop_round2 "$MSG"; else fail streams_stop_round2 "$MSG"; fi
 
     # round 3: round 2's state.dir (local RocksDB and checkpoint)
-    if ! msg="$(produce_round 3)"; then fail streams_produce_round3 "$msg"; return; fi
-    texts+=("$STREAMS_DIR/text-3.txt")
+    produce_text text-3 3 || { fail streams_produce "$MSG"; return; }
     start_app 3 "$STREAMS_DIR/state-2"
-    if msg="$(tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${texts[@]}")"; then
+    if msg="$(counts)"; then
         pass streams_restart_local_state "same state.dir, $(restored); $msg"
     else
         fail streams_restart_local_state "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"

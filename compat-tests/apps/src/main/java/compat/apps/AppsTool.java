@@ -48,9 +48,15 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *   verify-counts BOOTSTRAP TOPIC TIMEOUT_S FILE...   wait until the latest value per key in TOPIC
  *                                                     equals the word counts of the FILEs
  *   wait-purged BOOTSTRAP TOPIC TIMEOUT_S             wait until some partition's log start offset > 0
+ *   wait-compacted BOOTSTRAP TOPIC TIMEOUT_S FILE...  wait until some partition of TOPIC (String
+ *                                                     keys, Long values: a count changelog) has
+ *                                                     fewer records than offsets; the latest value
+ *                                                     per key must always be the word counts of
+ *                                                     the FILEs
  * </pre>
  *
- * The last line on stdout is the result (the reason on failure); exit code 0 = ok, 1 = failed.
+ * The last line on stdout is the result (the reason on failure); exit code 0 = ok, 1 = failed,
+ * 3 = a wait ran out with nothing wrong seen (wait-compacted: nothing compacted yet).
  */
 public final class AppsTool {
     private AppsTool() {}
@@ -59,6 +65,15 @@ public final class AppsTool {
         private static final long serialVersionUID = 1L;
 
         Failed(String msg) {
+            super(msg);
+        }
+    }
+
+    /** A wait that ran out without anything wrong seen (exit code 3: run.sh SKIPs). */
+    static final class NotYet extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        NotYet(String msg) {
             super(msg);
         }
     }
@@ -73,12 +88,16 @@ public final class AppsTool {
                 case "produce" -> produce(args);
                 case "verify-counts" -> verifyCounts(args);
                 case "wait-purged" -> waitPurged(args);
+                case "wait-compacted" -> waitCompacted(args);
                 default -> {
                     usage();
                     yield "";
                 }
             };
             System.out.println(result);
+        } catch (NotYet n) {
+            System.out.println(n.getMessage());
+            System.exit(3);
         } catch (Failed f) {
             System.out.println(f.getMessage());
             System.exit(1);
@@ -125,10 +144,14 @@ public final class AppsTool {
     }
 
     private static String checkConfig(String[] args) throws Exception {
-        need(args, 5);
-        String key = args[2];
-        String want = args[3];
-        List<String> names = List.of(args).subList(4, args.length);
+        need(args, 4);
+        Map<String, String> want = new TreeMap<>();
+        for (String kv : args[2].split(",")) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0) usage();
+            want.put(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        List<String> names = List.of(args).subList(3, args.length);
         List<String> bad = new ArrayList<>();
         List<String> seen = new ArrayList<>();
         try (Admin admin = admin(args[1])) {
@@ -137,14 +160,20 @@ public final class AppsTool {
                     .map(n -> new ConfigResource(ConfigResource.Type.TOPIC, n)).collect(Collectors.toList());
             Map<ConfigResource, Config> configs = admin.describeConfigs(res).all().get(30, TimeUnit.SECONDS);
             for (ConfigResource r : res) {
-                ConfigEntry e = configs.get(r).get(key);
-                String got = e == null ? null : e.value();
+                List<String> kvs = new ArrayList<>();
+                for (Map.Entry<String, String> w : want.entrySet()) {
+                    ConfigEntry e = configs.get(r).get(w.getKey());
+                    String got = e == null ? null : e.value();
+                    kvs.add(w.getKey() + "=" + got);
+                    if (!w.getValue().equals(got)) {
+                        bad.add(r.name() + " has " + w.getKey() + "=" + got + ", want " + w.getValue());
+                    }
+                }
                 int parts = descs.get(r.name()).partitions().size();
-                seen.add(r.name() + "(" + parts + "p " + key + "=" + got + ")");
-                if (!want.equals(got)) bad.add(r.name() + " has " + key + "=" + got);
+                seen.add(r.name() + "(" + parts + "p " + String.join(" ", kvs) + ")");
             }
         }
-        if (!bad.isEmpty()) throw new Failed(String.join("; ", bad) + ", want " + want);
+        if (!bad.isEmpty()) throw new Failed(String.join("; ", bad));
         return String.join(" ", seen);
     }
 
@@ -252,6 +281,68 @@ public final class AppsTool {
                             + String.join(" ", diff.subList(0, Math.min(diff.size(), 10)))
                             + (diff.size() > 10 ? " ..." : "") + "; " + records + " records read");
                 }
+            }
+        }
+    }
+
+    private static String waitCompacted(String[] args) throws Exception {
+        need(args, 5);
+        String topic = args[2];
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[3]));
+        Map<String, Long> want = expectedCounts(List.of(args).subList(4, args.length));
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        String last = "";
+        try (KafkaConsumer<String, Long> consumer =
+                new KafkaConsumer<>(p, new StringDeserializer(), new LongDeserializer())) {
+            List<TopicPartition> tps = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
+                    .map(pi -> new TopicPartition(pi.topic(), pi.partition()))
+                    .sorted((a, b) -> Integer.compare(a.partition(), b.partition()))
+                    .collect(Collectors.toList());
+            consumer.assign(tps);
+            while (true) {
+                // one pass over the whole topic: records and offset span per partition
+                consumer.seekToBeginning(tps);
+                Map<TopicPartition, Long> start = new HashMap<>();
+                for (TopicPartition tp : tps) start.put(tp, consumer.position(tp, Duration.ofSeconds(30)));
+                Map<TopicPartition, Long> end = consumer.endOffsets(tps, Duration.ofSeconds(30));
+                Map<TopicPartition, Long> records = new HashMap<>();
+                Map<String, Long> latest = new HashMap<>();
+                long passDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (tps.stream().anyMatch(tp -> consumer.position(tp) < end.get(tp))) {
+                    if (System.nanoTime() > passDeadline) throw new Failed("could not read " + topic + " to its end in 30s");
+                    for (ConsumerRecord<String, Long> r : consumer.poll(Duration.ofMillis(300))) {
+                        TopicPartition tp = new TopicPartition(r.topic(), r.partition());
+                        if (r.offset() >= end.get(tp)) continue;
+                        records.merge(tp, 1L, Long::sum);
+                        latest.put(r.key(), r.value());
+                    }
+                }
+                if (!latest.equals(want)) {
+                    List<String> diff = new ArrayList<>();
+                    for (String k : new TreeSet<>(want.keySet())) {
+                        if (!want.get(k).equals(latest.get(k))) diff.add(k + "=" + latest.get(k) + "/" + want.get(k));
+                    }
+                    for (String k : latest.keySet()) if (!want.containsKey(k)) diff.add(k + "=" + latest.get(k) + "/none");
+                    throw new Failed("the latest value per key in " + topic + " is not the word count: " + diff.size()
+                            + " keys differ (got/expected): " + String.join(" ", diff.subList(0, Math.min(10, diff.size()))));
+                }
+                boolean compacted = false;
+                List<String> desc = new ArrayList<>();
+                for (TopicPartition tp : tps) {
+                    long n = records.getOrDefault(tp, 0L);
+                    long span = end.get(tp) - start.get(tp);
+                    if (n < span) compacted = true;
+                    desc.add(tp.partition() + ": " + n + " records at offsets " + start.get(tp) + ".." + end.get(tp));
+                }
+                last = String.join(", ", desc);
+                if (compacted) return "compacted, latest value per key right (" + want.size() + " keys); " + last;
+                if (System.nanoTime() > deadline) {
+                    throw new NotYet("nothing compacted within " + args[3] + "s (latest value per key right; " + last + ")");
+                }
+                Thread.sleep(1000);
             }
         }
     }

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -30,7 +31,8 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *
  * <pre>
  *   input (String lines) -> flatMapValues(words) -> groupBy(word)   [APP-words-repartition]
- *                        -> count()  [RocksDB store word-counts, changelog APP-word-counts-changelog]
+ *                        -> count()  [RocksDB store word-counts, changelog APP-word-counts-changelog
+ *                                     (compacted, CHANGELOG_CONFIGS)]
  *                        -> output (String word, Long count)
  * </pre>
  *
@@ -45,6 +47,18 @@ import org.apache.kafka.streams.state.KeyValueStore;
 public final class WordCountApp {
     static final String STORE = "word-counts";
     static final String REPARTITION = "words";
+
+    /**
+     * The changelog's topic configs besides Streams' own (cleanup.policy=compact): small segments
+     * and an eager cleaner, so the changelog is compacted within the run; the broker recompresses
+     * it to lz4.
+     */
+    static final Map<String, String> CHANGELOG_CONFIGS = Map.of(
+            "segment.ms", "500",
+            "min.cleanable.dirty.ratio", "0.01",
+            "min.compaction.lag.ms", "0",
+            "delete.retention.ms", "60000",
+            "compression.type", "lz4");
 
     private WordCountApp() {}
 
@@ -64,7 +78,8 @@ public final class WordCountApp {
                 .groupBy((key, word) -> word, Grouped.with(REPARTITION, Serdes.String(), Serdes.String()))
                 .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as(STORE)
                         .withKeySerde(Serdes.String())
-                        .withValueSerde(Serdes.Long()))
+                        .withValueSerde(Serdes.Long())
+                        .withLoggingEnabled(CHANGELOG_CONFIGS))
                 .toStream()
                 .to(output, Produced.with(Serdes.String(), Serdes.Long()));
         return builder.build();
