@@ -17,16 +17,21 @@
 #          order (the source offsets survived in the offsets topic, the sink's consumer group
 #          offsets in the broker).
 # streams  A word count (src/main/java/compat/apps/WordCountApp.java: StreamsBuilder, flatMapValues,
-#          groupBy -> repartition topic, count() -> RocksDB store with a compacted changelog topic,
-#          at_least_once, 2 stream threads, commit.interval.ms 200, repartition topic purged with
-#          DeleteRecords every second), run as its own JVM over a 3-partition input topic filled
-#          with known text. Round 1: the latest count per word in the output topic must equal
-#          the expected counts; the internal topics' cleanup policies are checked and the
-#          repartition topic must have been purged. The app is stopped (SIGTERM: close, leave
-#          the group), more text is produced, round 2 starts with the same application.id and
+#          groupBy -> repartition topic, count() -> RocksDB store with a compacted changelog topic
+#          (segment.ms 500, min.cleanable.dirty.ratio 0.01, min.compaction.lag.ms 0,
+#          compression.type lz4), at_least_once, 2 stream threads, commit.interval.ms 200,
+#          repartition topic purged with DeleteRecords every second), run as its own JVM over a
+#          3-partition input topic filled with known text (150 lines per batch).
+#          Round 1 (two batches, so the changelog rolls a segment): the latest count per word in
+#          the output topic must equal the expected counts; the internal topics' configs are
+#          checked and the repartition topic must have been purged. The app is stopped (SIGTERM,
+#          clean close). While it is down the broker's log cleaner should compact the changelog:
+#          streams_changelog_compacted waits up to APPS_COMPACT_WAIT seconds until a partition has
+#          fewer records than offsets (SKIP if not), and the latest value per key in the changelog
+#          must be the expected count. More text; round 2 starts with the same application.id and
 #          a fresh state.dir (the store is restored from the changelog): the counts must cover
 #          both rounds exactly. Round 3: stop, more text, start over round 2's state.dir (local
-#          RocksDB + checkpoint, only the changelog's tail restored): counts of all three rounds.
+#          RocksDB + checkpoint, only the changelog's tail restored): counts of all rounds.
 #
 # Every name (group, topics, application.id) carries a per-run suffix, so runs against the same
 # broker do not meet. Prints `PASS name` / `FAIL name: why` / `SKIP name: why` lines (`# ...`
@@ -40,7 +45,8 @@
 # Environment: COMPAT_REPLICATION_FACTOR (replication factor of every topic the apps create,
 # default 1), JAVA (default java), MVN (default mvn), APPS_LOG_LEVEL (worker/app log level,
 # default info), CONNECT_LINES (lines per connect round, default 200), APPS_WAIT (seconds each
-# wait for data may take, default 60).
+# wait for data may take, default 60), APPS_COMPACT_WAIT (seconds to wait for the changelog's
+# compaction, default 40).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -74,7 +80,7 @@ if [[ "${1:-}" == "--build" ]]; then
     build
     exit $?
 fi
-[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 BOOTSTRAP="$1"
 STATE_DIR="${2:-$(mktemp -d "${TMPDIR:-/tmp}/compat-apps.XXXXXX")}"
