@@ -42,7 +42,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *
  * <pre>
  *   create-topics BOOTSTRAP PARTITIONS TOPIC...      (replication factor COMPAT_REPLICATION_FACTOR)
- *   check-config BOOTSTRAP KEY VALUE TOPIC...         every TOPIC exists and has KEY=VALUE
+ *   check-config BOOTSTRAP K=V[,K=V...] TOPIC...      every TOPIC exists, has these configs and
+ *                                                     COMPAT_REPLICATION_FACTOR replicas
  *   gen-text FILE SEED LINES                          deterministic text
  *   produce BOOTSTRAP TOPIC FILE                      one record per line, key "line-N", acks=all
  *   verify-counts BOOTSTRAP TOPIC TIMEOUT_S FILE...   wait until the latest value per key in TOPIC
@@ -113,7 +114,7 @@ public final class AppsTool {
     }
 
     private static void usage() {
-        System.err.println("usage: AppsTool create-topics|check-config|gen-text|produce|verify-counts|wait-purged ...");
+        System.err.println("usage: AppsTool create-topics|check-config|gen-text|produce|verify-counts|wait-purged|wait-compacted ...");
         System.exit(2);
     }
 
@@ -169,8 +170,15 @@ public final class AppsTool {
                         bad.add(r.name() + " has " + w.getKey() + "=" + got + ", want " + w.getValue());
                     }
                 }
-                int parts = descs.get(r.name()).partitions().size();
-                seen.add(r.name() + "(" + parts + "p " + String.join(" ", kvs) + ")");
+                TopicDescription d = descs.get(r.name());
+                int parts = d.partitions().size();
+                int rf = d.partitions().get(0).replicas().size();
+                if (rf != replicationFactor() || d.partitions().stream().anyMatch(pi -> pi.replicas().size() != rf)) {
+                    bad.add(r.name() + " has replicas " + d.partitions().stream()
+                            .map(pi -> String.valueOf(pi.replicas().size())).collect(Collectors.joining(","))
+                            + " per partition, want " + replicationFactor());
+                }
+                seen.add(r.name() + "(" + parts + "p rf" + rf + " " + String.join(" ", kvs) + ")");
             }
         }
         if (!bad.isEmpty()) throw new Failed(String.join("; ", bad));
