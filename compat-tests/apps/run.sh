@@ -1,0 +1,560 @@
+#!/usr/bin/env bash
+# Application scenarios: Apache Kafka 4.1.1's own Kafka Connect and Kafka Streams, unchanged,
+# against a running broker.
+#
+# Usage: compat-tests/apps/run.sh BOOTSTRAP [STATE_DIR]
+#        compat-tests/apps/run.sh --build        (build only)
+#
+# connect  A distributed worker (org.apache.kafka.connect.cli.ConnectDistributed, connect-runtime
+#          + connect-file on the classpath) with its own group.id and config/offset/status topics
+#          (Connect creates them compacted and checks their cleanup.policy), REST on a free port.
+#          Over REST: a FileStreamSource connector (file -> topic; Connect creates the topic, one
+#          partition) and a FileStreamSink connector (topic -> file). CONNECT_LINES lines are
+#          written to the source file and must reach the sink file exactly, in order; connector
+#          and task status must be RUNNING. The worker is stopped (SIGTERM), more lines are
+#          appended while it is down, it is started again (connector configs from the config
+#          topic), more lines are appended: the sink file must hold every line exactly once, in
+#          order (the source offsets survived in the offsets topic, the sink's consumer group
+#          offsets in the broker).
+# streams  A word count (src/main/java/compat/apps/WordCountApp.java: StreamsBuilder, flatMapValues,
+#          groupBy -> repartition topic, count() -> RocksDB store with a compacted changelog topic
+#          (segment.ms 500, min.cleanable.dirty.ratio 0.01, min.compaction.lag.ms 0,
+#          compression.type lz4), at_least_once, 2 stream threads, commit.interval.ms 200,
+#          repartition topic purged with DeleteRecords every second), run as its own JVM over a
+#          3-partition input topic filled with known text (150 lines per batch).
+#          Round 1 (two batches, so the changelog rolls a segment): the latest count per word in
+#          the output topic must equal the expected counts; the internal topics' configs are
+#          checked and the repartition topic must have been purged. The app is stopped (SIGTERM,
+#          clean close). While it is down the broker's log cleaner should compact the changelog:
+#          streams_changelog_compacted waits up to APPS_COMPACT_WAIT seconds until a partition has
+#          fewer records than offsets (SKIP if not), and the latest value per key in the changelog
+#          must be the expected count. More text; round 2 starts with the same application.id and
+#          a fresh state.dir (the store is restored from the changelog): the counts must cover
+#          both rounds exactly. Round 3: stop, more text, start over round 2's state.dir (local
+#          RocksDB + checkpoint, only the changelog's tail restored): counts of all rounds.
+#
+# Every name (group, topics, application.id) carries a per-run suffix, so runs against the same
+# broker do not meet. Prints `PASS name` / `FAIL name: why` / `SKIP name: why` lines (`# ...`
+# lines are comments); exits 1 if any check failed. On a FAIL the message names the log file.
+# STATE_DIR (default: a new temporary directory) gets worker/app logs (connect/worker-*.log,
+# streams/app-*.log), the files, configs and state dirs.
+#
+# Built with Maven into target/compat-apps.jar + target/lib/ (every dependency) when missing or
+# older than the sources, offline (mvn -o) when the local repository already has everything.
+#
+# Environment: COMPAT_REPLICATION_FACTOR (replication factor of every topic the apps create,
+# default 1), JAVA (default java), MVN (default mvn), APPS_LOG_LEVEL (worker/app log level,
+# default info), CONNECT_LINES (lines per connect round, default 200), APPS_WAIT (seconds each
+# wait for data may take, default 60), APPS_COMPACT_WAIT (seconds to wait for the changelog's
+# compaction, default 40).
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JAVA="${JAVA:-java}"
+MVN="${MVN:-mvn}"
+JAR="$HERE/target/compat-apps.jar"
+LIB="$HERE/target/lib"
+
+needs_build() {
+    [[ -f "$JAR" && -d "$LIB" ]] || return 0
+    [[ -n "$(find "$HERE/pom.xml" "$HERE/src" -newer "$JAR" -type f 2>/dev/null | head -n 1)" ]]
+}
+
+build() {
+    needs_build || return 0
+    command -v "$MVN" >/dev/null || { echo "mvn not found (apt-get install -y maven)" >&2; return 1; }
+    local log="$HERE/target/build.log"
+    mkdir -p "$HERE/target"
+    # offline first: after the first build the local repository has every plugin and jar
+    if ! timeout 300 "$MVN" -B -q -o -Dstyle.color=never -f "$HERE/pom.xml" package > "$log" 2>&1; then
+        echo "compat-tests/apps: offline build failed, resolving from Maven Central" >&2
+        if ! timeout 600 "$MVN" -B -q -Dstyle.color=never -f "$HERE/pom.xml" package >> "$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            return 1
+        fi
+    fi
+    touch "$JAR"
+}
+
+if [[ "${1:-}" == "--build" ]]; then
+    build
+    exit $?
+fi
+[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+BOOTSTRAP="$1"
+STATE_DIR="${2:-$(mktemp -d "${TMPDIR:-/tmp}/compat-apps.XXXXXX")}"
+mkdir -p "$STATE_DIR"
+STATE_DIR="$(cd "$STATE_DIR" && pwd)"
+export COMPAT_REPLICATION_FACTOR="${COMPAT_REPLICATION_FACTOR:-1}"
+RF="$COMPAT_REPLICATION_FACTOR"
+CONNECT_LINES="${CONNECT_LINES:-200}"
+WAIT="${APPS_WAIT:-60}"
+COMPACT_WAIT="${APPS_COMPACT_WAIT:-40}"
+RUN_ID="$(date +%s)$$"
+
+if ! build; then
+    echo "FAIL apps_build: mvn package failed (see $HERE/target/build.log)"
+    exit 1
+fi
+
+FAILS=0
+pass() { echo "PASS $1${2:+ # $2}"; }
+fail() { echo "FAIL $1: $2"; FAILS=$((FAILS + 1)); }
+skip() { echo "SKIP $1: $2"; }
+
+# ---------------------------------------------------------------- processes
+
+JVM_OPTS=(-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+    -Dlog4j2.configurationFile="$HERE/log4j2.properties")
+CP="$JAR:$LIB/*"
+TOOL_LOG="$STATE_DIR/tool.log"
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 40); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        (( alive )) || return 0
+        sleep 0.25
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# tool ARGS...: AppsTool; its last stdout line (the result or the reason) goes to stdout,
+# everything it prints and logs to $TOOL_LOG
+tool_java() {
+    echo "===== $(date +%T) AppsTool $*" >> "$TOOL_LOG"
+    exec "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.target=SYSTEM_ERR -Dapps.log.level=warn \
+        -cp "$CP" compat.apps.AppsTool "$@" 2>> "$TOOL_LOG"
+}
+tool() {
+    local out rc
+    out="$(tool_java "$@")"
+    rc=$?
+    echo "$out" >> "$TOOL_LOG"
+    echo "$out" | tail -n 1
+    return $rc
+}
+
+# tool_watching PID ARGS...: tool ARGS, stopped early (and failed) when PID, the app it waits
+# for, is no longer running
+tool_watching() {
+    local watched="$1" out tpid rc
+    shift
+    out="$(mktemp "$STATE_DIR/.tool.XXXXXX")"
+    tool_java "$@" > "$out" &
+    tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        if ! kill -0 "$watched" 2>/dev/null; then
+            sleep 1  # it may have been the last thing the app did; let the tool see it
+            if kill -0 "$tpid" 2>/dev/null; then
+                kill "$tpid" 2>/dev/null
+                wait "$tpid" 2>/dev/null
+                echo "the app exited while AppsTool $1 was waiting for it"
+                cat "$out" >> "$TOOL_LOG"
+                rm -f "$out"
+                return 1
+            fi
+        fi
+        sleep 0.3
+    done
+    wait "$tpid"
+    rc=$?
+    cat "$out" >> "$TOOL_LOG"
+    tail -n 1 "$out"
+    rm -f "$out"
+    return $rc
+}
+
+# first_error LOG: "; first ERROR: ..." from LOG's last run (the line after it too: the exception), or nothing
+first_error() {
+    local e
+    e="$(awk '/^===== / { e = ""; n = 0 } e == "" && / ERROR / { e = $0; n = 1; next }
+        n == 1 { e = e " | " $0; n = 0 } END { print e }' "$1" | cut -c 1-400)"
+    [[ -z "$e" ]] || echo "; first ERROR: $e"
+}
+
+# spawn LOG MAIN ARGS...: a JVM in the background, output to LOG (truncated first); sets SPAWNED to its pid
+spawn() {
+    local log="$1"
+    shift
+    echo "===== $(date -Is) $*" > "$log"
+    "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.level="${APPS_LOG_LEVEL:-info}" -cp "$CP" "$@" >> "$log" 2>&1 < /dev/null &
+    SPAWNED=$!
+    PIDS+=("$SPAWNED")
+}
+
+# stop_pid PID SECONDS: SIGTERM, wait; fails when SIGKILL was needed after SECONDS or the exit
+# code is neither 0 nor 143 (a JVM that ran its shutdown hooks after SIGTERM exits with 143)
+stop_pid() {
+    local pid="$1" deadline=$((SECONDS + $2)) rc
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        if (( SECONDS >= deadline )); then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null
+            STOP_RC=killed
+            return 1
+        fi
+        sleep 0.2
+    done
+    wait "$pid" 2>/dev/null
+    rc=$?
+    STOP_RC=$rc
+    [[ $rc == 0 || $rc == 143 ]]
+}
+
+stop_desc() {  # stop_desc SECONDS: why stop_pid failed
+    if [[ "$STOP_RC" == killed ]]; then echo "still running after $1s, SIGKILL"; else echo "exit code $STOP_RC"; fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((30000 + RANDOM % 10000))
+        port_in_use "$p" || { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- connect
+
+CONNECT_DIR="$STATE_DIR/connect"
+REST=""
+WORKER_PID=""
+WORKER_LOG=""
+
+rest() {  # rest METHOD PATH [JSON]: prints the body, then the HTTP status on the last line
+    local method="$1" path="$2"
+    shift 2
+    curl -s -m 10 -X "$method" -H 'Content-Type: application/json' ${1:+--data "$1"} \
+        -w '\n%{http_code}' "$REST$path"
+}
+
+# start_worker N: start the worker with log worker-N.log; wait until its REST API lists connectors.
+# Functions that start or stop processes run in this shell (not in $(...)): they leave their
+# message in MSG.
+MSG=""
+start_worker() {
+    WORKER_LOG="$CONNECT_DIR/worker-$1.log"
+    spawn "$WORKER_LOG" org.apache.kafka.connect.cli.ConnectDistributed "$CONNECT_DIR/worker.properties"
+    WORKER_PID=$SPAWNED
+    MSG="$(wait_worker)"
+}
+wait_worker() {
+    local deadline=$((SECONDS + 90)) t0=$SECONDS out
+    while (( SECONDS < deadline )); do
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "the worker exited during startup$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
+        if grep -qE 'Failed to start Connect|Uncaught exception in herder work thread' "$WORKER_LOG"; then
+            echo "the worker failed to start$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
+        # /connectors answers once the worker has joined the group and read the config topic
+        out="$(rest GET /connectors 2>/dev/null)" && [[ "$(tail -n 1 <<< "$out")" == 200 ]] && {
+            echo "REST on $REST after $((SECONDS - t0))s"
+            return 0
+        }
+        sleep 0.5
+    done
+    echo "REST $REST/connectors did not answer 200 within 90s (log: $WORKER_LOG)"
+    return 1
+}
+
+# connector_states NAME: the connector's and its tasks' states, e.g. "RUNNING RUNNING"
+connector_states() {
+    rest GET "/connectors/$1/status" 2>/dev/null | head -n -1 \
+        | grep -o '"state":"[A-Z_]*"' | sed 's/"state":"\(.*\)"/\1/' | tr '\n' ' ' | sed 's/ $//'
+}
+
+# wait_running SECONDS NAME...: every connector and its (one) task RUNNING
+wait_running() {
+    local deadline=$((SECONDS + $1)) name states all
+    shift
+    while true; do
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "the worker exited$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
+        all=1
+        local desc=""
+        for name in "$@"; do
+            states="$(connector_states "$name")"
+            desc+="${desc:+, }$name: ${states:-no status}"
+            [[ "$states" == "RUNNING RUNNING" ]] || all=0
+        done
+        if (( all )); then echo "$desc"; return 0; fi
+        if (( SECONDS >= deadline )); then echo "not RUNNING after $1s: $desc (log: $WORKER_LOG)"; return 1; fi
+        sleep 0.5
+    done
+}
+
+# wait_sink SECONDS: the sink file equals the source file; fails at once when the sink is not a
+# prefix of the source (a line twice, out of order or foreign)
+wait_sink() {
+    local deadline=$((SECONDS + $1)) src="$CONNECT_DIR/source.txt" sink="$CONNECT_DIR/sink.txt"
+    local snap="$CONNECT_DIR/sink.snapshot"
+    while true; do
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "the worker exited$(first_error "$WORKER_LOG") (log: $WORKER_LOG)"
+            return 1
+        fi
+        if [[ -f "$sink" ]]; then
+            # a copy: the sink task may be writing while we compare
+            cp "$sink" "$snap"
+            if cmp -s "$src" "$snap"; then
+                echo "$(wc -l < "$snap") lines in order, exactly once"
+                return 0
+            fi
+            if ! cmp -s <(head -c "$(stat -c %s "$snap")" "$src") "$snap"; then
+                echo "the sink file is not a prefix of the source: $(cmp "$src" "$snap" 2>&1 | head -n 1);" \
+                    "$(wc -l < "$snap") sink lines for $(wc -l < "$src"), $(sort "$snap" | uniq -d | wc -l)" \
+                    "lines duplicated (log: $WORKER_LOG)"
+                return 1
+            fi
+        fi
+        if (( SECONDS >= deadline )); then
+            echo "after $1s the sink file has $( [[ -f "$sink" ]] && wc -l < "$sink" || echo no) lines of" \
+                "$(wc -l < "$src") (log: $WORKER_LOG)"
+            return 1
+        fi
+        sleep 0.3
+    done
+}
+
+append_lines() {  # append_lines FROM TO: lines FROM..TO in one write
+    local i out=""
+    for ((i = $1; i <= $2; i++)); do out+="$(printf 'line %05d of run %s: the quick brown fox' "$i" "$RUN_ID")"$'\n'; done
+    printf '%s' "$out" >> "$CONNECT_DIR/source.txt"
+}
+
+connect_step() {
+    mkdir -p "$CONNECT_DIR"
+    local port group data msg src=file-source-$RUN_ID sink=file-sink-$RUN_ID
+    if ! port="$(free_port)"; then fail connect_worker_start "no free port for REST"; return; fi
+    REST="http://127.0.0.1:$port"
+    group="apps-connect-$RUN_ID"
+    data="apps-connect-data-$RUN_ID"
+    cat > "$CONNECT_DIR/worker.properties" <<EOF
+bootstrap.servers=$BOOTSTRAP
+group.id=$group
+key.converter=org.apache.kafka.connect.storage.StringConverter
+value.converter=org.apache.kafka.connect.storage.StringConverter
+config.storage.topic=$group-configs
+config.storage.replication.factor=$RF
+offset.storage.topic=$group-offsets
+offset.storage.replication.factor=$RF
+offset.storage.partitions=5
+status.storage.topic=$group-status
+status.storage.replication.factor=$RF
+status.storage.partitions=3
+offset.flush.interval.ms=1000
+listeners=http://127.0.0.1:$port
+rest.advertised.host.name=127.0.0.1
+rest.advertised.port=$port
+EOF
+    : > "$CONNECT_DIR/source.txt"
+    rm -f "$CONNECT_DIR/sink.txt"
+
+    if start_worker 1; then pass connect_worker_start "$MSG"; else
+        fail connect_worker_start "$MSG"
+        skip connect "the worker did not start"
+        return
+    fi
+    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy=compact "$group-configs" "$group-offsets" "$group-status")"; then
+        pass connect_internal_topics "$msg"
+    else
+        fail connect_internal_topics "$msg (log: $TOOL_LOG)"
+    fi
+
+    local src_cfg sink_cfg out code
+    src_cfg="{\"connector.class\":\"org.apache.kafka.connect.file.FileStreamSourceConnector\",\"tasks.max\":\"1\",\"file\":\"$CONNECT_DIR/source.txt\",\"topic\":\"$data\",\"topic.creation.default.replication.factor\":\"$RF\",\"topic.creation.default.partitions\":\"1\"}"
+    sink_cfg="{\"connector.class\":\"org.apache.kafka.connect.file.FileStreamSinkConnector\",\"tasks.max\":\"1\",\"file\":\"$CONNECT_DIR/sink.txt\",\"topics\":\"$data\"}"
+    msg=""
+    for pair in "$src:$src_cfg" "$sink:$sink_cfg"; do
+        out="$(rest PUT "/connectors/${pair%%:*}/config" "${pair#*:}")"
+        code="$(tail -n 1 <<< "$out")"
+        [[ "$code" == 201 ]] || msg+="${msg:+; }PUT /connectors/${pair%%:*}/config: HTTP $code $(head -n -1 <<< "$out" | head -c 300)"
+    done
+    if [[ -n "$msg" ]]; then
+        fail connect_create_connectors "$msg (log: $WORKER_LOG)"
+        skip connect "no connectors"
+        return
+    fi
+    pass connect_create_connectors "$src, $sink"
+
+    append_lines 1 "$CONNECT_LINES"
+    if msg="$(wait_sink "$WAIT")"; then pass connect_file_to_file "$msg"; else fail connect_file_to_file "$msg"; fi
+    if msg="$(wait_running 30 "$src" "$sink")"; then pass connect_status_running "$msg"; else fail connect_status_running "$msg"; fi
+
+    local t0=$SECONDS
+    if stop_pid "$WORKER_PID" 60; then pass connect_worker_stop "SIGTERM, exited in $((SECONDS - t0))s"; else
+        fail connect_worker_stop "after SIGTERM: $(stop_desc 60) (log: $WORKER_LOG)"
+    fi
+    local half=$((CONNECT_LINES + CONNECT_LINES / 4)) total=$((CONNECT_LINES + CONNECT_LINES / 2))
+    append_lines $((CONNECT_LINES + 1)) "$half"   # while the worker is down
+
+    if start_worker 2; then pass connect_worker_restart "$MSG"; else
+        fail connect_worker_restart "$MSG"
+        skip connect_after_restart "the worker did not start again"
+        return
+    fi
+    if msg="$(wait_running 60 "$src" "$sink")"; then pass connect_restart_status_running "$msg"; else
+        fail connect_restart_status_running "$msg"
+    fi
+    append_lines $((half + 1)) "$total"
+    if msg="$(wait_sink "$WAIT")"; then pass connect_restart_exactly_once "$msg"; else
+        fail connect_restart_exactly_once "$msg"
+    fi
+    stop_pid "$WORKER_PID" 60 || echo "# the worker did not stop cleanly at the end (log: $WORKER_LOG)"
+}
+
+# ---------------------------------------------------------------- streams
+
+STREAMS_DIR="$STATE_DIR/streams"
+APP_PID=""
+APP_LOG=""
+
+# start_app N STATE: round N's app (log app-N.log) over state.dir STATE
+start_app() {
+    APP_LOG="$STREAMS_DIR/app-$1.log"
+    spawn "$APP_LOG" compat.apps.WordCountApp "$BOOTSTRAP" "$APP_ID" "$INPUT" "$OUTPUT" "$2"
+    APP_PID=$SPAWNED
+}
+
+# stop_app: SIGTERM; the app must close cleanly (it prints "STOPPED clean")
+stop_app() {
+    local t0=$SECONDS
+    if ! kill -0 "$APP_PID" 2>/dev/null; then
+        wait "$APP_PID" 2>/dev/null
+        MSG="the app had already exited (exit code $?) (log: $APP_LOG)"
+        return 1
+    fi
+    if ! stop_pid "$APP_PID" 60; then
+        MSG="after SIGTERM: $(stop_desc 60) (log: $APP_LOG)"
+        return 1
+    fi
+    if [[ "$(awk '/^===== / { s = "" } /^STOPPED / { s = $0 } END { print s }' "$APP_LOG")" != "STOPPED clean" ]]; then
+        MSG="the app exited without a clean close (log: $APP_LOG)"
+        return 1
+    fi
+    MSG="closed cleanly in $((SECONDS - t0))s"
+}
+
+# restored: the records restored from the changelog in the current round, e.g. "2 partitions, 57 records"
+restored() {  # the current round's restores from the changelog (the log's last run)
+    awk '/^===== / { n = 0; t = 0 } /^RESTORED / { n++; t += $NF }
+        END { printf "%d store partitions restored, %d records", n, t }' "$APP_LOG"
+}
+
+# produce_text NAME SEED: NAME.txt (150 lines of text from SEED) into the input topic, added to
+# TEXTS; MSG says what happened
+produce_text() {
+    MSG=""
+    tool gen-text "$STREAMS_DIR/$1.txt" "$2" 150 > /dev/null &&
+        MSG="$(tool produce "$BOOTSTRAP" "$INPUT" "$STREAMS_DIR/$1.txt")" || {
+        MSG="${MSG:-gen-text failed} (log: $TOOL_LOG)"
+        return 1
+    }
+    TEXTS+=("$STREAMS_DIR/$1.txt")
+}
+
+# counts: the latest count per word in the output topic must become the counts of TEXTS
+counts() {
+    tool_watching "$APP_PID" verify-counts "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${TEXTS[@]}"
+}
+
+streams_step() {
+    mkdir -p "$STREAMS_DIR"
+    APP_ID="apps-wordcount-$RUN_ID"
+    INPUT="$APP_ID-input"
+    OUTPUT="$APP_ID-output"
+    TEXTS=()
+    local msg msg2 rc changelog="$APP_ID-word-counts-changelog" repartition="$APP_ID-words-repartition"
+    if msg="$(tool create-topics "$BOOTSTRAP" 3 "$INPUT" "$OUTPUT")"; then pass streams_topics "$INPUT, $OUTPUT: $msg"; else
+        fail streams_topics "$msg (log: $TOOL_LOG)"
+        skip streams "no topics"
+        return
+    fi
+
+    # round 1, in two halves: the changelog gets more than one segment (segment.ms 500)
+    produce_text text-1a 1 || { fail streams_produce "$MSG"; skip streams "no input"; return; }
+    start_app 1 "$STREAMS_DIR/state-1"
+    if msg="$(counts)"; then
+        msg2=""
+        if produce_text text-1b 11 && msg2="$(counts)"; then
+            pass streams_count_round1 "first half: $msg; both: $msg2"
+        else
+            fail streams_count_round1 "second half: ${msg2:-$MSG}$(first_error "$APP_LOG") (log: $APP_LOG)"
+        fi
+    else
+        fail streams_count_round1 "first half: $msg$(first_error "$APP_LOG") (log: $APP_LOG)"
+    fi
+    if msg="$(tool check-config "$BOOTSTRAP" cleanup.policy=compact,compression.type=lz4,segment.ms=500,min.cleanable.dirty.ratio=0.01 "$changelog")"; then
+        if msg2="$(tool check-config "$BOOTSTRAP" cleanup.policy=delete "$repartition")"; then
+            pass streams_internal_topics "$msg $msg2"
+        else
+            fail streams_internal_topics "$msg2 (log: $TOOL_LOG, $APP_LOG)"
+        fi
+    else
+        fail streams_internal_topics "$msg (log: $TOOL_LOG, $APP_LOG)"
+    fi
+    if msg="$(tool_watching "$APP_PID" wait-purged "$BOOTSTRAP" "$repartition" 20)"; then pass streams_repartition_purged "$msg"; else
+        fail streams_repartition_purged "$msg (log: $APP_LOG)"
+    fi
+    if stop_app; then pass streams_stop_round1 "$MSG"; else fail streams_stop_round1 "$MSG"; fi
+
+    # the broker's log cleaner, while the app is down: the changelog keeps the latest count per word
+    if msg="$(tool wait-compacted "$BOOTSTRAP" "$changelog" "$COMPACT_WAIT" "${TEXTS[@]}")"; then
+        pass streams_changelog_compacted "$msg"
+    else
+        rc=$?
+        if [[ $rc == 3 ]]; then skip streams_changelog_compacted "$msg"; else fail streams_changelog_compacted "$msg (log: $TOOL_LOG)"; fi
+    fi
+
+    # round 2: a fresh state.dir, the store comes back from the changelog
+    produce_text text-2 2 || { fail streams_produce "$MSG"; return; }
+    start_app 2 "$STREAMS_DIR/state-2"
+    if msg="$(counts)"; then
+        local r
+        r="$(restored)"
+        if [[ "$r" == *" 0 records" ]]; then
+            fail streams_restore_from_changelog "the counts are right but nothing was restored from the changelog: $r (log: $APP_LOG)"
+        else
+            pass streams_restore_from_changelog "fresh state.dir, $r; $msg"
+        fi
+    else
+        fail streams_restore_from_changelog "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
+    fi
+    if stop_app; then pass streams_stop_round2 "$MSG"; else fail streams_stop_round2 "$MSG"; fi
+
+    # round 3: round 2's state.dir (local RocksDB and checkpoint)
+    produce_text text-3 3 || { fail streams_produce "$MSG"; return; }
+    start_app 3 "$STREAMS_DIR/state-2"
+    if msg="$(counts)"; then
+        pass streams_restart_local_state "same state.dir, $(restored); $msg"
+    else
+        fail streams_restart_local_state "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
+    fi
+    if stop_app; then pass streams_stop_round3 "$MSG"; else fail streams_stop_round3 "$MSG"; fi
+}
+
+# ---------------------------------------------------------------- main
+
+echo "# apps against $BOOTSTRAP, replication factor $RF, run $RUN_ID, state $STATE_DIR"
+T0=$SECONDS
+connect_step
+echo "# connect: $((SECONDS - T0))s"
+T1=$SECONDS
+streams_step
+echo "# streams: $((SECONDS - T1))s; total $((SECONDS - T0))s"
+(( FAILS == 0 )) || exit 1
