@@ -327,6 +327,15 @@ mod tests {
         run(&mut log, 10_000, 1 << 20).unwrap();
         let l = latest(&log);
         assert_eq!(l["a"], (2, None), "the tombstone is kept at first");
+        let mut out = Vec::new();
+        let summary = crate::log::dump_path(dir.path(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        assert!(
+            text.contains("tombstones: 1 deleteHorizonMs: 11000"),
+            "{text}"
+        );
+        assert!(text.contains("cleaner-offset-checkpoint: 3"), "{text}");
         assert_eq!(l["b"], (1, Some("2".into())));
         // More writes make the log dirty again; before the horizon the tombstone stays.
         put(&mut log, &[("b", Some("3"))], 300);
