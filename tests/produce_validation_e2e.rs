@@ -162,7 +162,7 @@ async fn keyless_records_to_a_compacted_topic_are_refused_with_kafkas_record_err
     create_with_configs(&mut c, "cmp", 2, &[("cleanup.policy", "compact")]).await;
     create_with_configs(&mut c, "cmpdel", 1, &[("cleanup.policy", "delete,compact")]).await;
     create_topic(&mut c, "plain", 1).await;
-    let message = "Compacted topic cannot accept message without key in topic partition cmp-1.";
+    let message = "Compacted topic cannot accept message without key in topic partition cmp-1";
 
     let mut next = 0i64;
     let mut expected: Vec<(Bytes, Bytes)> = Vec::new();
@@ -286,7 +286,7 @@ async fn keyless_records_to_a_compacted_topic_are_refused_with_kafkas_record_err
     assert_eq!(p.record_errors.len(), 1);
     assert_eq!(
         p.record_errors[0].batch_index_error_message.as_deref(),
-        Some("Compacted topic cannot accept message without key in topic partition cmpdel-0.")
+        Some("Compacted topic cannot accept message without key in topic partition cmpdel-0")
     );
 
     // Before v8 the response has neither field: the code alone.

@@ -158,10 +158,11 @@ impl fmt::Display for Refused {
     }
 }
 
-/// Kafka's message for a keyless record on a compacted topic.
+/// Kafka's message for a keyless record on a compacted topic (`LogValidator.validateKey`;
+/// since Kafka 3.5 it has no final period, which the Scala validator before it had).
 pub fn no_key_message(topic: &str, partition: i32) -> String {
     format!(
-        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
     )
 }
 
@@ -471,7 +472,7 @@ mod tests {
             let b = in_codec(&plain(&[Some("a"), None, Some("c"), None]), codec);
             let refused = run(&b, &rules(true, "producer")).unwrap_err();
             assert_eq!(refused.error(), ResponseError::InvalidRecord, "{codec:?}");
-            let msg = "Compacted topic cannot accept message without key in topic partition t-3.";
+            let msg = "Compacted topic cannot accept message without key in topic partition t-3";
             assert_eq!(
                 refused.record_errors(),
                 &[
