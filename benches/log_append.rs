@@ -5,15 +5,23 @@
 //!   default; retention runs every 4096 appends so the temp dir stays bounded, and its cost
 //!   (segment deletion) is part of the figure as it would be on a live broker;
 //! - `read_1mib`: `PartitionLog::read` of 1 MiB of whole batches at rotating offsets of a
-//!   64 MiB log that sits in the page cache.
+//!   64 MiB log that sits in the page cache;
+//! - `records_compacted_16k/{none,lz4,zstd}`: the produce record pass of a compacted topic
+//!   (`validate::check_all`: inflate if compressed, walk every record, every key present),
+//!   the cost a compacted topic adds to `validate_16k`; the batch is stored as sent;
+//! - `records_recompress_16k/{none_to_lz4,zstd_to_lz4}`: the same pass on a topic whose
+//!   `compression.type` is lz4, which rebuilds the batch in lz4.
 //!
-//! A batch is 16 records of 1 KiB values (about 16.5 KiB on the wire), uncompressed.
+//! A batch is 16 records of 1 KiB values (about 16.5 KiB on the wire), uncompressed; the
+//! compressed cases hold the same records (throughput counts the uncompressed bytes).
 //! Run with `cargo bench --bench log_append`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use broker::log::validate::{self, RecordRules};
 use broker::log::{
-    validate_producer_batches, FlushPolicy, LogConfig, PartitionLog, RecordBatchBuilder,
+    parse_header, rewrite, validate_producer_batches, Codec, FlushPolicy, LogConfig, PartitionLog,
+    RecordBatchBuilder,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -115,9 +123,49 @@ fn bench_read(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_records(c: &mut Criterion) {
+    let template = producer_batch();
+    let in_codec = |codec: Codec| {
+        let h = parse_header(&template).expect("header");
+        rewrite::recompress(&template, &h, codec, 1 << 20).expect("recompress")
+    };
+    let mut group = c.benchmark_group("log");
+    group.throughput(Throughput::Bytes(template.len() as u64));
+    let mut case = |name: &str, batch: Vec<u8>, rules: RecordRules| {
+        let headers = validate_producer_batches(&batch, 1 << 20).expect("valid batch");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                validate::check_all(black_box(&batch), &headers, &rules, "bench", 0)
+                    .expect("accepted")
+                    .map_or(0, |r| r.records.len())
+            })
+        });
+    };
+    let compacted = RecordRules::new(true, "producer", 1 << 20);
+    case("records_compacted_16k/none", template.clone(), compacted);
+    case("records_compacted_16k/lz4", in_codec(Codec::Lz4), compacted);
+    case(
+        "records_compacted_16k/zstd",
+        in_codec(Codec::Zstd),
+        compacted,
+    );
+    let lz4_topic = RecordRules::new(false, "lz4", 1 << 20);
+    case(
+        "records_recompress_16k/none_to_lz4",
+        template.clone(),
+        lz4_topic,
+    );
+    case(
+        "records_recompress_16k/zstd_to_lz4",
+        in_codec(Codec::Zstd),
+        lz4_topic,
+    );
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = bench_append, bench_read
+    targets = bench_append, bench_read, bench_records
 }
 criterion_main!(benches);

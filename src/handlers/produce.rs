@@ -4,8 +4,13 @@
 //!
 //! Three steps per request: [`validate`] each partition's data (no lock taken), [`append`]
 //! it through `Partition::append_as_leader` (one synchronous call), then for acks=all
-//! [`wait`] for every write's commit under one deadline. No per-record work and no lock
-//! held across `.await`.
+//! [`wait`] for every write's commit under one deadline. No lock is held across `.await`.
+//!
+//! Per-record work happens only where the topic asks for it (`log::validate`, Kafka's
+//! `LogValidator`): on a compacted topic every record must have a key (a keyless one refuses
+//! the partition's batch with INVALID_RECORD and `record_errors`), and a topic whose
+//! `compression.type` is a codec stores a batch in another codec recompressed to it. Any
+//! other batch goes from the request buffer to the log untouched.
 //!
 //! Idempotent producers: the log checks epochs and sequences under its lock. A retry of a
 //! batch it already holds is answered NONE with the original base offset (and append time),
@@ -26,6 +31,7 @@ use super::{led_here, str_bytes};
 use crate::broker::{now_ms, Broker};
 use crate::config::topic::TopicSettings;
 use crate::log::batch::validate_producer_batches;
+use crate::log::validate::{self, RecordRules};
 use crate::log::BatchHeader;
 use crate::metadata::MetadataImage;
 use crate::replication::{AppendError, CommitHandle, Partition};
@@ -145,7 +151,8 @@ fn refusal(request: &ProduceRequest) -> Option<(i16, String)> {
 }
 
 /// Step 1: the partition is led here and its batches pass the header-level checks (magic,
-/// CRC, counts, size, codec for the request version, no transactional batches).
+/// CRC, counts, size, codec for the request version, no transactional batches), then the
+/// topic's record rules (keys on a compacted topic; rebuilt in the topic's codec).
 fn validate(
     broker: &Broker,
     image: &MetadataImage,
@@ -188,11 +195,50 @@ fn validate(
             Some("transactional batches are not supported by this broker".into()),
         ));
     }
+    let rules = RecordRules::new(
+        settings.compact,
+        &settings.compression_type,
+        settings.max_message_bytes,
+    );
+    let (records, headers) = match validate::check_all(&records, &headers, &rules, topic, index) {
+        Ok(None) => (records, headers),
+        Ok(Some(rebuilt)) => (Bytes::from(rebuilt.records), rebuilt.headers),
+        Err(refused) => return Err(Box::new(record_refusal(index, &partition, &refused))),
+    };
     Ok(Checked {
         partition,
         records,
         headers,
     })
+}
+
+/// The answer to a batch the record pass refused, as Kafka's ReplicaManager builds it: the
+/// refused records as `record_errors` (sent from v8) with Kafka's summary as the error
+/// message; INVALID_RECORD also carries the log start offset (`processFailedRecord`).
+fn record_refusal(
+    index: i32,
+    partition: &Partition,
+    refused: &validate::Refused,
+) -> PartitionProduceResponse {
+    let error = refused.error();
+    let mut r = partition_error(index, error.code(), Some(refused.to_string())).with_record_errors(
+        refused
+            .record_errors()
+            .iter()
+            .map(|e| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(e.batch_index)
+                    .with_batch_index_error_message(Some(str_bytes(e.message.clone())))
+            })
+            .collect(),
+    );
+    if matches!(
+        error,
+        ResponseError::InvalidRecord | ResponseError::UnknownServerError
+    ) {
+        r = r.with_log_start_offset(partition.log_reader().log_start_offset());
+    }
+    r
 }
 
 /// Step 2: appends as leader. Record bytes go from the request buffer to the segment file:

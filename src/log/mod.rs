@@ -4,6 +4,8 @@
 //! - [`batch`]: magic-v2 record batch headers: parse, validate a produce payload, assign
 //!   offsets in place. No per-record work.
 //! - [`records`]: walks the records of an uncompressed batch (timestamp lookups only).
+//! - [`validate`]: per-record checks of a produced batch (keys on compacted topics, record
+//!   counts) and its rebuild in the topic's `compression.type`, only for topics that need them.
 //! - [`builder`]: encodes uncompressed batches (tests, benches, internal topics).
 //! - [`scan`]: sequential batch walk over a `.log` file with positioned reads.
 //! - [`index`]: memory-mapped sparse offset and time indexes (Kafka's formats), one generic
@@ -45,6 +47,7 @@ pub mod scan;
 pub mod segment;
 #[cfg(test)]
 mod test_util;
+pub mod validate;
 
 pub use batch::{assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader};
 pub use builder::RecordBatchBuilder;
