@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the format and lint gate, unit and integration tests of the workspace, the client
 # compatibility suite (installs its own clients) on one node and on three (replication
-# factor 3), the three-node cluster scenario, a short replication chaos run (kill -9 of
+# factor 3), Kafka Connect and Kafka Streams applications on one node and on three, the
+# three-node cluster scenario, a short replication chaos run (kill -9 of
 # partition leaders under acks=all load), a short pause run (SIGSTOP/SIGCONT of partition
 # leaders and of the controller, long enough to be fenced), and a short fuzz run of the
 # decoder.
@@ -20,6 +21,9 @@ cargo test --workspace --release 2>&1
 echo "== client compatibility suite (single node)"
 bash compat-tests/run.sh
 
+echo "== applications: Kafka Connect distributed and Kafka Streams (single node)"
+bash scripts/test-apps.sh --no-build
+
 echo "== client compatibility suite (three-node cluster)"
 bash compat-tests/run.sh --cluster --no-build
 
@@ -28,6 +32,8 @@ bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true
 trap 'bash scripts/stop-cluster.sh --wipe >/dev/null 2>&1 || true' EXIT
 bash scripts/start-cluster.sh --no-build
 bash scripts/test-cluster.sh
+echo "== applications: Kafka Connect distributed and Kafka Streams (three-node cluster, replication factor 3)"
+bash scripts/test-apps.sh --no-build --cluster
 bash scripts/stop-cluster.sh --wipe
 
 echo "== replication chaos (short: 3 leader kills; the long run is scripts/chaos.sh --rounds 12)"
