@@ -405,10 +405,29 @@ impl Broker {
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
-    /// FindCoordinator or JoinGroup).
+    /// FindCoordinator or JoinGroup), compacted; one made before compaction existed gets
+    /// `cleanup.policy=compact`.
     pub async fn ensure_offsets_topic(&self) -> Result<(), AdminError> {
-        if self.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
-            return Ok(());
+        let existing = self
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map(|t| t.configs.contains_key(topic_config::CLEANUP_POLICY));
+        match existing {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                // Created by a version before compaction: compact it from now on.
+                let set = BTreeMap::from([(
+                    topic_config::CLEANUP_POLICY.to_string(),
+                    "compact".to_string(),
+                )]);
+                tracing::info!("__consumer_offsets gets cleanup.policy=compact");
+                return self
+                    .alter_topic_configs(OFFSETS_TOPIC, set, Vec::new(), false)
+                    .await;
+            }
+            None => {}
         }
         let mut configs = BTreeMap::new();
         configs.insert(

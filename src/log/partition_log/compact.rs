@@ -417,6 +417,29 @@ mod tests {
     }
 
     #[test]
+    fn retention_applies_with_compact_delete_and_not_with_compact_alone() {
+        for (delete, deleted) in [(false, 0), (true, 3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig {
+                delete,
+                retention_ms: Some(1_000),
+                ..compacted(1 << 20)
+            };
+            let mut log = open(dir.path(), config);
+            for round in 0..3 {
+                put(&mut log, &[("a", Some("1"))], 100 + round);
+                seal(&mut log);
+            }
+            assert_eq!(
+                log.apply_retention(10_000).unwrap(),
+                deleted,
+                "delete = {delete}"
+            );
+            assert!(log.dirtiness(log.log_end_offset(), 10_000).is_some() != delete);
+        }
+    }
+
+    #[test]
     fn segments_above_the_high_watermark_or_active_are_never_cleaned() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), compacted(1 << 20));
