@@ -506,22 +506,7 @@ async fn topic_admin_create_describe_alter_grow_delete() {
 }
 
 async fn create_with_configs(c: &mut Client, name: &str, configs: &[(&str, &str)]) -> i16 {
-    let req = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            ),
-    ]);
+    let req = create_topic_request(name, 1, 1, configs);
     c.call(&req, 7).await.topics[0].error_code
 }
 

@@ -25,22 +25,7 @@ fn compacted_topic(name: &str, replication: i16) -> CreateTopicsRequest {
         ("segment.bytes", "4096"),
         ("min.cleanable.dirty.ratio", "0.01"),
     ];
-    CreateTopicsRequest::default()
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(1)
-            .with_replication_factor(replication)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(10_000)
+    create_topic_request(name, 1, replication, &configs)
 }
 
 /// Writes `rounds` updates of each of `keys` keys (10 records a batch, acks=all) through

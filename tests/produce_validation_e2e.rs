@@ -44,22 +44,7 @@ async fn create_with_configs(
     partitions: i32,
     configs: &[(&str, &str)],
 ) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            )]);
+    let req = create_topic_request(name, partitions, 1, configs);
     let resp = c.call(&req, 7).await;
     assert_eq!(resp.topics[0].error_code, 0, "{name}: {resp:?}");
 }

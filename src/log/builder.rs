@@ -10,23 +10,15 @@
 use super::batch::{
     ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2, MIN_BATCH_LENGTH,
 };
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+use super::varint::put_zigzag;
 
 fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         Some(b) => {
-            put_varint(out, b.len() as i64);
+            put_zigzag(out, b.len() as i64);
             out.extend_from_slice(b);
         }
-        None => put_varint(out, -1),
+        None => put_zigzag(out, -1),
     }
 }
 
@@ -126,16 +118,16 @@ impl RecordBatchBuilder {
         let rec = &mut self.scratch;
         rec.clear();
         rec.push(0); // record attributes
-        put_varint(rec, timestamp.wrapping_sub(base));
-        put_varint(rec, i64::from(self.count));
+        put_zigzag(rec, timestamp.wrapping_sub(base));
+        put_zigzag(rec, i64::from(self.count));
         put_bytes(rec, key);
         put_bytes(rec, value);
-        put_varint(rec, headers.len() as i64);
+        put_zigzag(rec, headers.len() as i64);
         for (k, v) in headers {
             put_bytes(rec, Some(k.as_bytes()));
             put_bytes(rec, *v);
         }
-        put_varint(&mut self.body, rec.len() as i64);
+        put_zigzag(&mut self.body, rec.len() as i64);
         self.body.extend_from_slice(rec);
         self.count += 1;
     }
@@ -182,7 +174,7 @@ mod tests {
             (-65, vec![129, 1]),
         ] {
             out.clear();
-            put_varint(&mut out, v);
+            put_zigzag(&mut out, v);
             assert_eq!(out, want, "varint of {v}");
         }
     }

@@ -48,6 +48,7 @@ pub mod segment;
 #[cfg(test)]
 mod test_util;
 pub mod validate;
+pub mod varint;
 
 pub use batch::{assign_offsets, parse_header, validate_producer_batches, BatchError, BatchHeader};
 pub use builder::RecordBatchBuilder;

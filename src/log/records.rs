@@ -11,6 +11,7 @@
 //! panicking. Compressed batches must not be passed in (their record bytes are compressed).
 
 use super::batch::{BatchError, BatchHeader, HEADER_SIZE};
+use super::varint::read_zigzag;
 
 /// Timestamp and offset of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,20 +20,6 @@ pub struct RecordPoint {
     pub offset: i64,
     /// Absolute timestamp of the record (the batch's max timestamp for LogAppendTime batches).
     pub timestamp: i64,
-}
-
-/// Reads a zigzag varint of at most `max_bytes` bytes at `*pos`, advancing it.
-fn read_zigzag(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for i in 0..max_bytes {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
 }
 
 /// Iterates over the records of one uncompressed batch.

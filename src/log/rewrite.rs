@@ -20,6 +20,7 @@ use super::batch::{
 };
 use super::compress::{self, Codec};
 use super::decompress::{inflate_batch, DecompressError};
+use super::varint::{put_zigzag, read_zigzag};
 
 /// One record of an uncompressed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +34,6 @@ pub struct Record<'a> {
     pub has_value: bool,
     /// The whole encoded record, its length prefix included.
     pub raw: &'a [u8],
-}
-
-fn read_zigzag(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for i in 0..max_bytes {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
-fn put_zigzag(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// The uncompressed form of `batch` (itself when it is not compressed), at most `cap`

@@ -35,6 +35,7 @@ use super::batch::{parse_header, BatchHeader, HEADER_SIZE};
 use super::compress::Codec;
 use super::decompress::DecompressError;
 use super::rewrite::{self, Rebuild};
+use super::varint::{put_zigzag, read_zigzag};
 
 /// Smallest bound on a batch's inflated records: compressed batches legitimately inflate
 /// well past `max.message.bytes` (it bounds the compressed size).
@@ -166,39 +167,17 @@ pub fn no_key_message(topic: &str, partition: i32) -> String {
     )
 }
 
-fn read_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for i in 0..max_bytes {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// `raw` (one whole record, walked by `rewrite::records`) with offset delta `delta`,
 /// appended to `out`.
 fn renumber_record(raw: &[u8], delta: i32, out: &mut Vec<u8>) {
     let mut p = 0;
     let fields = (|| {
-        read_varint(raw, &mut p, 5)?;
+        read_zigzag(raw, &mut p, 5)?;
         let attributes_at = p;
         p += 1;
-        read_varint(raw, &mut p, 10)?;
+        read_zigzag(raw, &mut p, 10)?;
         let delta_at = p;
-        read_varint(raw, &mut p, 5)?;
+        read_zigzag(raw, &mut p, 5)?;
         Some((attributes_at, delta_at, p))
     })();
     let Some((attributes_at, delta_at, rest_at)) = fields else {
@@ -208,9 +187,9 @@ fn renumber_record(raw: &[u8], delta: i32, out: &mut Vec<u8>) {
     };
     let mut body = Vec::with_capacity(raw.len() + 5);
     body.extend_from_slice(&raw[attributes_at..delta_at]);
-    put_varint(&mut body, i64::from(delta));
+    put_zigzag(&mut body, i64::from(delta));
     body.extend_from_slice(&raw[rest_at..]);
-    put_varint(out, body.len() as i64);
+    put_zigzag(out, body.len() as i64);
     out.extend_from_slice(&body);
 }
 

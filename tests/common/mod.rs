@@ -216,6 +216,31 @@ pub fn decode_records(bytes: &Bytes) -> Vec<Record> {
     out
 }
 
+/// A CreateTopics request for one topic with these configs.
+pub fn create_topic_request(
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(s(k))
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            )])
+}
+
 pub async fn create_topic(
     client: &mut Client,
     name: &str,
