@@ -273,11 +273,13 @@ impl Segment {
         self.first_timestamp
     }
 
-    /// True when a time-based roll is due (Kafka's `segment.ms`): the segment holds a
-    /// batch, and its first batch's timestamp is more than `segment_ms` before `now_ms`.
-    pub fn is_older_than(&self, segment_ms: i64, now_ms: i64) -> bool {
+    /// True when a time-based roll is due (Kafka's `segment.ms`, `timeWaitedForRoll`): the
+    /// segment holds a batch with a timestamp, and the incoming batch's `timestamp` is more
+    /// than `segment_ms` after it. Kafka compares the incoming timestamp, not the clock, so
+    /// old or replayed timestamps do not roll every batch.
+    pub fn is_older_than(&self, segment_ms: i64, timestamp: i64) -> bool {
         self.first_timestamp
-            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms)
+            .is_some_and(|first| timestamp.saturating_sub(first) > segment_ms)
     }
 
     /// The largest timestamp for time-based retention: the max timestamp, or the file's

@@ -389,6 +389,10 @@ impl Partition {
         let ReplicaRole::Leader(state) = &*role else {
             return Err(AppendError::NotLeader);
         };
+        // Kafka's effectiveMinIsr: a partition with fewer replicas than
+        // min.insync.replicas needs all of them, not the impossible count.
+        let min_insync_replicas =
+            min_insync_replicas.map(|min| min.min(state.replicas.len().max(1) as i32));
         if let Some(min) = min_insync_replicas {
             if (state.isr.len() as i32) < min {
                 return Err(AppendError::NotEnoughReplicas {
@@ -845,6 +849,22 @@ mod tests {
             appended.commit.wait(soon()).await,
             Err(ResponseError::NotEnoughReplicasAfterAppend)
         );
+    }
+
+    #[tokio::test]
+    async fn min_insync_replicas_above_the_replica_count_needs_every_replica() {
+        // Kafka's effectiveMinIsr: replication factor 1 with min.insync.replicas 2 takes
+        // acks=all writes once its one replica has them.
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path());
+        let (records, headers) = batch(1);
+        let single = PartitionImage {
+            replicas: vec![1],
+            ..image(1, 1, &[1])
+        };
+        p.apply_image(&single, 1, Instant::now());
+        let appended = p.append_as_leader(&records, &headers, Some(2), 0).unwrap();
+        assert_eq!(appended.commit.wait(soon()).await, Ok(()));
     }
 
     #[tokio::test]

@@ -89,7 +89,9 @@ impl PartitionLog {
             }
         };
 
-        self.roll_if_needed(base, last, records.len(), now_ms)?;
+        let newest = log_append_time
+            .unwrap_or_else(|| headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1));
+        self.roll_if_needed(base, last, records.len(), newest)?;
 
         if self
             .epoch_cache
@@ -197,7 +199,8 @@ impl PartitionLog {
                 records.len()
             )));
         }
-        self.roll_if_needed(first.base_offset, last.last_offset(), records.len(), now_ms)?;
+        let newest = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
+        self.roll_if_needed(first.base_offset, last.last_offset(), records.len(), newest)?;
         let mut epochs_changed = false;
         for h in headers {
             let epoch = h.partition_leader_epoch;

@@ -50,14 +50,14 @@ impl PartitionLog {
 
     /// Rolls the active segment before a write of `bytes` covering offsets `base..=last`
     /// when it would push the segment past `segment_bytes`, when `last` would not fit the
-    /// 4-byte relative offset, when an index is full, or when its first batch is older than
-    /// `segment_ms` at `now_ms`.
+    /// 4-byte relative offset, when an index is full, or when the incoming batches' largest
+    /// `timestamp` is more than `segment_ms` after the active segment's first batch.
     pub(super) fn roll_if_needed(
         &mut self,
         base: i64,
         last: i64,
         bytes: usize,
-        now_ms: i64,
+        timestamp: i64,
     ) -> Result<(), LogError> {
         let needs_roll = {
             let active = self.active()?;
@@ -67,7 +67,7 @@ impl PartitionLog {
                     || self
                         .config
                         .segment_ms
-                        .is_some_and(|ms| active.is_older_than(ms, now_ms)))
+                        .is_some_and(|ms| active.is_older_than(ms, timestamp)))
         };
         if needs_roll {
             let r = self.roll(base);
@@ -130,6 +130,29 @@ mod tests {
             assert_eq!(hs[0].base_offset, offset / 5 * 5);
         }
         assert_eq!(log.size_bytes(), batch_size * 10);
+    }
+
+    #[test]
+    fn segment_ms_rolls_by_the_incoming_timestamps_not_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_ms: Some(1_000),
+            ..small_config(1 << 20)
+        };
+        let mut log = open(dir.path(), config);
+        produce(&mut log, 1, 10, 1_000, 0);
+        produce(&mut log, 1, 10, 2_000, 0);
+        assert_eq!(
+            log.segment_base_offsets(),
+            vec![0],
+            "1000 ms apart is not more than 1000"
+        );
+        produce(&mut log, 1, 10, 2_001, 0);
+        assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+        // Old timestamps (a 1970 clock, a replay) do not roll every batch.
+        produce(&mut log, 1, 10, 5, 0);
+        produce(&mut log, 1, 10, 6, 0);
+        assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     }
 
     #[test]
