@@ -756,7 +756,7 @@ fi
 
 # ------------------------------------------------------------------------ MATRIX.md
 
-KCAT_LABEL="$(kcat -V 2>/dev/null | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1)"
+KCAT_LABEL="$({ kcat -V 2>/dev/null || true; } | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1)"
 CONFLUENT_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m, confluent_kafka as c; print("confluent-kafka %s (librdkafka %s)" % (m.version("confluent-kafka"), c.libversion()[0]))' 2>/dev/null || echo confluent-kafka)"
 KAFKA_VER="${KAFKA_VERSION:-4.1.1}"
 JAVA_CLIENTS_VER="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$COMPAT/java/pom.xml" | head -n1)"
