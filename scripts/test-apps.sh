@@ -5,7 +5,8 @@
 # rolled segments are cleaned) and runs compat-tests/apps/run.sh against it (see there for the
 # steps; APPS_STEPS picks some); with --cluster, against the three-node cluster that
 # scripts/start-cluster.sh runs (127.0.0.1:9092-9094, 1 GiB segments: the compaction tester's
-# reduction is a SKIP there), with replication factor 3 (the compaction tester's topics have 1).
+# reduction is a SKIP there), with replication factor 3 (the compaction tester's topics have 1,
+# which the cluster's min_insync_replicas 2 must not refuse: Kafka does not).
 # Usage: scripts/test-apps.sh [--no-build] [--cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -53,6 +53,10 @@
 #          (scripts/test-apps.sh does); Apache Kafka
 #          KAFKA_REF_EXTRA_PROPS=$'log.segment.bytes=1048576\nlog.cleaner.backoff.ms=1000' \
 #              scripts/kafka-reference.sh start PORT
+#          Its producer has acks=all: with min.insync.replicas 2 (scripts/start-cluster.sh's
+#          cluster) Kafka 4.1 accepts the records (its minimum ISR is min(min.insync.replicas,
+#          replicas)); a broker that answers NOT_ENOUGH_REPLICAS fails the step (stopped after 5
+#          such answers; the tester itself would only fail when the records expire, 2 min later).
 #
 # Every name (group, topics, application.id) carries a per-run suffix, so runs against the same
 # broker do not meet. Prints `PASS name` / `FAIL name: why` / `SKIP name: why` lines (`# ...`
@@ -625,14 +629,28 @@ TESTER_DIR="$STATE_DIR/compaction-tester"
 compaction_tester_step() {
     mkdir -p "$TESTER_DIR"
     local args="${APPS_TESTER_ARGS:---messages 200000 --duplicates 10 --topics 2 --percent-deletes 10 --sleep 5}"
-    local timeout_s="${APPS_TESTER_TIMEOUT:-180}" log="$TESTER_DIR/tester.log" t0=$SECONDS rc
+    local timeout_s="${APPS_TESTER_TIMEOUT:-180}" log="$TESTER_DIR/tester.log" t0=$SECONDS rc tpid nenr=0
     # its temporary files (produced and consumed rows, the sort's directories; on a failed
     # validation also the de-duplicated rows) go to TESTER_DIR
     echo "===== $(date -Is) kafka.tools.LogCompactionTester --bootstrap-server $BOOTSTRAP $args" > "$log"
     # shellcheck disable=SC2086
     timeout -k 10 "$timeout_s" "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.level=warn -Djava.io.tmpdir="$TESTER_DIR" \
         -cp "$TESTER_LIB/*" kafka.tools.LogCompactionTester --bootstrap-server "$BOOTSTRAP" $args \
-        >> "$log" 2>&1 < /dev/null
+        >> "$log" 2>&1 < /dev/null &
+    tpid=$!
+    PIDS+=("$tpid")
+    # The tester sends without a callback: a refused produce only shows as the producer's WARN
+    # lines, and it fails when the records expire (delivery.timeout.ms, 2 minutes) with nothing
+    # consumed. NOT_ENOUGH_REPLICAS never clears on its replication-factor-1 topics: stop it there.
+    while kill -0 "$tpid" 2>/dev/null; do
+        nenr="$(grep -c 'Error: NOT_ENOUGH_REPLICAS' "$log")"
+        if (( nenr >= 5 )); then
+            kill -TERM "$tpid" 2>/dev/null
+            break
+        fi
+        sleep 0.5
+    done
+    wait "$tpid"
     rc=$?
     local secs=$((SECONDS - t0)) summary validated topics
     # "400000 rows of data produced, 84667 rows of data consumed (78.8% reduction)."
@@ -654,7 +672,9 @@ compaction_tester_step() {
         return
     fi
     local why
-    if [[ $rc == 124 || $rc == 137 ]]; then
+    if (( nenr >= 5 )); then
+        why="stopped after ${secs}s: the broker refused the tester's acks=all produce to its replication-factor-1 topics with NOT_ENOUGH_REPLICAS $nenr times ($(grep -m 1 -o 'Error Message: .*' "$log" | cut -c 1-200)); Apache Kafka 4.1 takes min(min.insync.replicas, replicas) as the minimum ISR and accepts them"
+    elif [[ $rc == 124 || $rc == 137 ]]; then
         why="still running after ${timeout_s}s (APPS_TESTER_TIMEOUT)"
     elif why="$(grep -m 1 '^Data validation failed' "$log")"; then
         why="$why; ${validated:-no values validated}"
@@ -663,6 +683,9 @@ compaction_tester_step() {
     else
         why="exit code $rc"
     fi
+    local nerr
+    nerr="$(grep -c 'Got error produce response' "$log")"
+    (( nerr == 0 || nenr >= 5 )) || why="$why; the producer got $nerr error responses, the first: $(grep -m 1 -o 'Error: .*' "$log" | cut -c 1-200)"
     fail compaction_tester "$why${summary:+; $summary}${topics:+; topics $topics}; kept its files in $TESTER_DIR (log: $log)"
     skip compaction_tester_reduced "the tester failed"
 }
