@@ -47,6 +47,11 @@ DESCRIBE = {
     "produce_lz4": "... lz4",
     "produce_zstd": "... zstd",
     "message_too_large": "record > max.message.bytes rejected with MESSAGE_TOO_LARGE",
+    "compacted_keyless_rejected": "cleanup.policy=compact topic: a batch of keyless records "
+                                  "fails with INVALID_RECORD",
+    "compacted_mixed_batch_rejected": "... a batch mixing keyed and keyless records fails "
+                                      "whole with INVALID_RECORD",
+    "compacted_keyed_accepted": "... a keyed record is delivered, at offset 0",
     "metadata": "Metadata: topic, 3 partitions, leaders among brokers",
     "consume_all": "consume from offset 0: every record, right end offsets",
     "content_timestamps": "timestamped records: key, value, headers",

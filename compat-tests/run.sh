@@ -549,7 +549,8 @@ canonical_checks() {  # canonical_checks SCENARIO CLIENT STAGE: the checks it no
     case "$2" in franz-go|sarama|kafka-go) [[ $1 == basic ]] && go_checks "$3"; return 0 ;; esac
     case "$2" in kafkajs|kafka-python) js_py_checks "$1" "$3"; return 0 ;; esac
     case "$1:$3" in                # (for "not run" bookkeeping)
-        basic:produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd message_too_large" ;;
+        basic:produce) echo "create_topic produce_timestamps produce_none produce_gzip produce_snappy produce_lz4 produce_zstd message_too_large"
+            if [[ $2 == confluent ]]; then echo "compacted_keyless_rejected compacted_mixed_batch_rejected compacted_keyed_accepted"; fi ;;
         basic:verify|basic:restart-verify) echo "metadata consume_all content_timestamps content_none content_gzip content_snappy content_lz4 content_zstd partition_order record_timestamps offsets_for_times offsets_for_times_compressed" ;;
         basic:cleanup) echo "delete_topic" ;;
         groups:produce) echo "group_create_topic group_produce" ;;
@@ -756,7 +757,7 @@ fi
 
 # ------------------------------------------------------------------------ MATRIX.md
 
-KCAT_LABEL="$(kcat -V 2>/dev/null | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1)"
+KCAT_LABEL="$({ kcat -V 2>/dev/null || true; } | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1)"
 CONFLUENT_LABEL="$("$VENV/bin/python" -c 'import importlib.metadata as m, confluent_kafka as c; print("confluent-kafka %s (librdkafka %s)" % (m.version("confluent-kafka"), c.libversion()[0]))' 2>/dev/null || echo confluent-kafka)"
 KAFKA_VER="${KAFKA_VERSION:-4.1.1}"
 JAVA_CLIENTS_VER="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$COMPAT/java/pom.xml" | head -n1)"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Kafka Connect (distributed) and Kafka Streams, unchanged, against this broker: starts a
-# single node (free port, fresh data dir, log cleaner backoff 1 s) and runs
-# compat-tests/apps/run.sh against it (see there for the steps); with --cluster, against the
-# three-node cluster that scripts/start-cluster.sh runs (127.0.0.1:9092-9094), with
-# replication factor 3.
+# Kafka Connect (distributed), Kafka Streams and Kafka's LogCompactionTester, unchanged, against
+# this broker: starts a single node (free port, fresh data dir, log cleaner backoff 1 s, 1 MiB
+# segments: the compaction tester's topics take the broker's default segment size, and only
+# rolled segments are cleaned) and runs compat-tests/apps/run.sh against it (see there for the
+# steps; APPS_STEPS picks some); with --cluster, against the three-node cluster that
+# scripts/start-cluster.sh runs (127.0.0.1:9092-9094, 1 GiB segments: the compaction tester's
+# reduction is a SKIP there), with replication factor 3 (the compaction tester's topics have 1,
+# which the cluster's min_insync_replicas 2 must not refuse: Kafka does not).
 # Usage: scripts/test-apps.sh [--no-build] [--cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +33,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/apps.XXXXXX")"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 cat > "$WORK/broker.json" <<JSON
 {"data_dir": "$WORK/data", "server": {"host": "127.0.0.1", "port": $PORT, "log_file": "$WORK/broker.log"},
- "cleaner": {"backoff": "1s"}}
+ "segment_size": 1048576, "cleaner": {"backoff": "1s"}}
 JSON
+export APPS_REQUIRE_TESTER_REDUCTION=1
 target/release/broker --config "$WORK/broker.json" >"$WORK/broker.stdout" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Application scenarios: Apache Kafka 4.1.1's own Kafka Connect and Kafka Streams, unchanged,
-# against a running broker.
+# Application scenarios: Apache Kafka 4.1.1's own Kafka Connect, Kafka Streams and log compaction
+# tester, unchanged, against a running broker.
 #
 # Usage: compat-tests/apps/run.sh BOOTSTRAP [STATE_DIR]
 #        compat-tests/apps/run.sh --build        (build only)
+#        APPS_STEPS=compaction_tester compat-tests/apps/run.sh BOOTSTRAP   (a subset of the steps)
 #
 # connect  A distributed worker (org.apache.kafka.connect.cli.ConnectDistributed, connect-runtime
 #          + connect-file on the classpath) with its own group.id and config/offset/status topics
@@ -32,6 +33,30 @@
 #          a fresh state.dir (the store is restored from the changelog): the counts must cover
 #          both rounds exactly. Round 3: stop, more text, start over round 2's state.dir (local
 #          RocksDB + checkpoint, only the changelog's tail restored): counts of all rounds.
+# compaction_tester
+#          Kafka's own log compaction torture test, kafka.tools.LogCompactionTester from
+#          kafka_2.13-4.1.1-test.jar (classpath: compaction-tester/pom.xml). It creates its topics
+#          itself (log-cleaner-test-<random>-<n>, one partition, replication factor 1 whatever
+#          COMPAT_REPLICATION_FACTOR says, only cleanup.policy=compact), produces keyed updates
+#          and deletes (tombstones) with random keys, sleeps, consumes every topic from the start
+#          until a poll stays empty for 20 s, and checks that the latest value per key consumed
+#          equals the latest value per key produced (a key whose latest record is a tombstone must
+#          have no value). Defaults (APPS_TESTER_ARGS): 200000 messages per topic, 2 topics, 10
+#          duplicates per key, 10% deletes, 5 s sleep; about 35 s. compaction_tester_reduced: the
+#          consumed rows must be fewer than the produced ones (the tester prints the reduction).
+#          Its topics take the broker's default segment size and roll time, and a log's active
+#          segment is never cleaned: with 1 GiB segments nothing is compacted (and with Kafka's
+#          default 15 s log.cleaner.backoff.ms the consumer may read everything before the cleaner
+#          comes round: 0.0% in a run with 1 MiB segments); a SKIP, a FAIL with
+#          APPS_REQUIRE_TESTER_REDUCTION=1. Start the broker with small segments and a short
+#          cleaner backoff: this broker "segment_size": 1048576, "cleaner": {"backoff": "1s"}
+#          (scripts/test-apps.sh does); Apache Kafka
+#          KAFKA_REF_EXTRA_PROPS=$'log.segment.bytes=1048576\nlog.cleaner.backoff.ms=1000' \
+#              scripts/kafka-reference.sh start PORT
+#          Its producer has acks=all: with min.insync.replicas 2 (scripts/start-cluster.sh's
+#          cluster) Kafka 4.1 accepts the records (its minimum ISR is min(min.insync.replicas,
+#          replicas)); a broker that answers NOT_ENOUGH_REPLICAS fails the step (stopped after 5
+#          such answers; the tester itself would only fail when the records expire, 2 min later).
 #
 # Every name (group, topics, application.id) carries a per-run suffix, so runs against the same
 # broker do not meet. Prints `PASS name` / `FAIL name: why` / `SKIP name: why` lines (`# ...`
@@ -39,15 +64,22 @@
 # STATE_DIR (default: a new temporary directory) gets worker/app logs (connect/worker-*.log,
 # streams/app-*.log), the files, configs and state dirs.
 #
-# Built with Maven into target/compat-apps.jar + target/lib/ (every dependency) when missing or
-# older than the sources, offline (mvn -o) when the local repository already has everything.
+# Built with Maven into target/compat-apps.jar + target/lib/ (every dependency) and
+# target/tester-lib/ (the compaction tester's classpath) when missing or older than the sources,
+# offline (mvn -o) when the local repository already has everything.
 #
 # Environment: COMPAT_REPLICATION_FACTOR (replication factor of every topic the apps create,
 # default 1), JAVA (default java), MVN (default mvn), APPS_LOG_LEVEL (worker/app log level,
 # default info), CONNECT_LINES (lines per connect round, default 200), APPS_WAIT (seconds each
 # wait for data may take, default 60), APPS_COMPACT_WAIT (seconds to wait for the changelog's
 # compaction, default 40), APPS_REQUIRE_COMPACTION (1: an uncompacted changelog is a FAIL, not a
-# SKIP; scripts/test-apps.sh sets it for this broker, whose cleaner backoff it shortens).
+# SKIP; scripts/test-apps.sh sets it for this broker, whose cleaner backoff it shortens),
+# APPS_STEPS (the steps to run, space or comma separated, of connect streams compaction_tester;
+# they run in that order; default all), APPS_TESTER_ARGS (LogCompactionTester options besides
+# --bootstrap-server, default "--messages 200000 --duplicates 10 --topics 2 --percent-deletes 10
+# --sleep 5"; --sleep is in seconds), APPS_TESTER_TIMEOUT (seconds, default 180),
+# APPS_REQUIRE_TESTER_REDUCTION (1: no reduction is a FAIL of compaction_tester_reduced, not a
+# SKIP; scripts/test-apps.sh sets it for the single node, whose segment size it sets to 1 MiB).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,32 +88,69 @@ MVN="${MVN:-mvn}"
 JAR="$HERE/target/compat-apps.jar"
 LIB="$HERE/target/lib"
 
+TESTER_POM="$HERE/compaction-tester/pom.xml"
+TESTER_LIB="$HERE/target/tester-lib"
+ALL_STEPS="connect streams compaction_tester"
+
 needs_build() {
     [[ -f "$JAR" && -d "$LIB" ]] || return 0
     [[ -n "$(find "$HERE/pom.xml" "$HERE/src" -newer "$JAR" -type f 2>/dev/null | head -n 1)" ]]
 }
 
-build() {
-    needs_build || return 0
+# mvn_twice LOG ARGS...: offline first (after the first build the local repository has every
+# plugin and jar), then resolving from Maven Central
+mvn_twice() {
+    local log="$1"
+    shift
     command -v "$MVN" >/dev/null || { echo "mvn not found (apt-get install -y maven)" >&2; return 1; }
-    local log="$HERE/target/build.log"
     mkdir -p "$HERE/target"
-    # offline first: after the first build the local repository has every plugin and jar
-    if ! timeout 300 "$MVN" -B -q -o -Dstyle.color=never -f "$HERE/pom.xml" package > "$log" 2>&1; then
+    if ! timeout 300 "$MVN" -B -q -o -Dstyle.color=never "$@" > "$log" 2>&1; then
         echo "compat-tests/apps: offline build failed, resolving from Maven Central" >&2
-        if ! timeout 600 "$MVN" -B -q -Dstyle.color=never -f "$HERE/pom.xml" package >> "$log" 2>&1; then
+        if ! timeout 600 "$MVN" -B -q -Dstyle.color=never "$@" >> "$log" 2>&1; then
             tail -n 30 "$log" >&2
             return 1
         fi
     fi
+}
+
+build() {
+    needs_build || return 0
+    mvn_twice "$HERE/target/build.log" -f "$HERE/pom.xml" package || return 1
     touch "$JAR"
 }
 
+# the compaction tester's classpath: every jar of compaction-tester/pom.xml in target/tester-lib/
+build_tester() {
+    [[ -f "$TESTER_LIB/.complete" && ! "$TESTER_POM" -nt "$TESTER_LIB/.complete" ]] && return 0
+    local tmp="$HERE/target/tester-lib.tmp"
+    rm -rf "$tmp"
+    mvn_twice "$HERE/target/tester-build.log" -f "$TESTER_POM" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" || return 1
+    [[ -n "$(find "$tmp" -name 'kafka_2.13-*-test.jar' 2>/dev/null)" ]] || {
+        echo "compat-tests/apps: no kafka_2.13 test jar in $tmp" >&2
+        return 1
+    }
+    rm -rf "$TESTER_LIB"
+    mv "$tmp" "$TESTER_LIB"
+    touch "$TESTER_LIB/.complete"
+}
+
 if [[ "${1:-}" == "--build" ]]; then
-    build
+    build && build_tester
     exit $?
 fi
-[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 1 && "$1" != -* ]] || { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+STEPS=""
+APPS_STEPS="${APPS_STEPS:-$ALL_STEPS}"
+for s in ${APPS_STEPS//,/ }; do  # word splitting on purpose
+    [[ " $ALL_STEPS " == *" $s "* ]] || { echo "APPS_STEPS: unknown step '$s' (steps: $ALL_STEPS)" >&2; exit 2; }
+done
+for s in $ALL_STEPS; do
+    [[ " ${APPS_STEPS//,/ } " == *" $s "* ]] && STEPS+="${STEPS:+ }$s"
+done
+[[ -n "$STEPS" ]] || { echo "APPS_STEPS names no step (steps: $ALL_STEPS)" >&2; exit 2; }
+wants() { [[ " $STEPS " == *" $1 "* ]]; }
 
 BOOTSTRAP="$1"
 STATE_DIR="${2:-$(mktemp -d "${TMPDIR:-/tmp}/compat-apps.XXXXXX")}"
@@ -94,8 +163,12 @@ WAIT="${APPS_WAIT:-60}"
 COMPACT_WAIT="${APPS_COMPACT_WAIT:-40}"
 RUN_ID="$(date +%s)$$"
 
-if ! build; then
+if { wants connect || wants streams; } && ! build; then
     echo "FAIL apps_build: mvn package failed (see $HERE/target/build.log)"
+    exit 1
+fi
+if wants compaction_tester && ! build_tester; then
+    echo "FAIL apps_build: the compaction tester's classpath (compaction-tester/pom.xml) did not resolve (see $HERE/target/tester-build.log)"
     exit 1
 fi
 
@@ -549,13 +622,82 @@ streams_step() {
     if stop_app; then pass streams_stop_round3 "$MSG"; else fail streams_stop_round3 "$MSG"; fi
 }
 
+# ---------------------------------------------------------------- compaction tester
+
+TESTER_DIR="$STATE_DIR/compaction-tester"
+
+compaction_tester_step() {
+    mkdir -p "$TESTER_DIR"
+    local args="${APPS_TESTER_ARGS:---messages 200000 --duplicates 10 --topics 2 --percent-deletes 10 --sleep 5}"
+    local timeout_s="${APPS_TESTER_TIMEOUT:-180}" log="$TESTER_DIR/tester.log" t0=$SECONDS rc tpid nenr=0
+    # its temporary files (produced and consumed rows, the sort's directories; on a failed
+    # validation also the de-duplicated rows) go to TESTER_DIR
+    echo "===== $(date -Is) kafka.tools.LogCompactionTester --bootstrap-server $BOOTSTRAP $args" > "$log"
+    # shellcheck disable=SC2086
+    timeout -k 10 "$timeout_s" "$JAVA" "${JVM_OPTS[@]}" -Dapps.log.level=warn -Djava.io.tmpdir="$TESTER_DIR" \
+        -cp "$TESTER_LIB/*" kafka.tools.LogCompactionTester --bootstrap-server "$BOOTSTRAP" $args \
+        >> "$log" 2>&1 < /dev/null &
+    tpid=$!
+    PIDS+=("$tpid")
+    # The tester sends without a callback: a refused produce only shows as the producer's WARN
+    # lines, and it fails when the records expire (delivery.timeout.ms, 2 minutes) with nothing
+    # consumed. NOT_ENOUGH_REPLICAS never clears on its replication-factor-1 topics: stop it there.
+    while kill -0 "$tpid" 2>/dev/null; do
+        nenr="$(grep -c 'Error: NOT_ENOUGH_REPLICAS' "$log")"
+        if (( nenr >= 5 )); then
+            kill -TERM "$tpid" 2>/dev/null
+            break
+        fi
+        sleep 0.5
+    done
+    wait "$tpid"
+    rc=$?
+    local secs=$((SECONDS - t0)) summary validated topics
+    # "400000 rows of data produced, 84667 rows of data consumed (78.8% reduction)."
+    summary="$(grep -E '^[0-9]+ rows of data produced, [0-9]+ rows of data consumed' "$log" | tail -n 1)"
+    validated="$(grep -E '^Validated [0-9]+ values' "$log" | tail -n 1)"
+    topics="$(sed -n 's/^Producing .*to topics //p' "$log" | tail -n 1)"
+    if [[ $rc == 0 ]] && grep -q '^Data verification is completed' "$log" && [[ -n "$summary" ]]; then
+        local produced consumed reduction
+        read -r produced consumed reduction <<< "$(sed -E 's/^([0-9]+) rows .* ([0-9]+) rows of data consumed \(([-0-9.]+)% reduction.*/\1 \2 \3/' <<< "$summary")"
+        # "Validated 36007 values, 0 mismatches."
+        validated="$(sed -E 's/^Validated ([0-9]+) values, ([0-9]+) mismatches.*/\1 latest values per key validated, \2 mismatches/' <<< "$validated")"
+        pass compaction_tester "$produced rows produced, $consumed consumed ($reduction% reduction), $validated; ${secs}s"
+        if (( consumed < produced )); then
+            pass compaction_tester_reduced "$reduction% fewer rows consumed than produced"
+        else
+            local why="nothing compacted: $consumed rows consumed of $produced produced from $topics; either no segment rolled (the tester's topics take the broker's default segment size and roll time, and an active segment is never cleaned) or the cleaner did not get to them before the consumer read them (its backoff; the tester's --sleep): start the broker with 1 MiB segments and a 1 s cleaner backoff, see the header"
+            if [[ "${APPS_REQUIRE_TESTER_REDUCTION:-0}" == 1 ]]; then fail compaction_tester_reduced "$why (log: $log)"; else skip compaction_tester_reduced "$why"; fi
+        fi
+        return
+    fi
+    local why
+    if (( nenr >= 5 )); then
+        why="stopped after ${secs}s: the broker refused the tester's acks=all produce to its replication-factor-1 topics with NOT_ENOUGH_REPLICAS $nenr times ($(grep -m 1 -o 'Error Message: .*' "$log" | cut -c 1-200)); Apache Kafka 4.1 takes min(min.insync.replicas, replicas) as the minimum ISR and accepts them"
+    elif [[ $rc == 124 || $rc == 137 ]]; then
+        why="still running after ${timeout_s}s (APPS_TESTER_TIMEOUT)"
+    elif why="$(grep -m 1 '^Data validation failed' "$log")"; then
+        why="$why; ${validated:-no values validated}"
+    elif why="$(grep -m 1 -E '^Exception in thread|Exception: ' "$log")"; then
+        why="exit code $rc: $(cut -c 1-300 <<< "$why")"
+    else
+        why="exit code $rc"
+    fi
+    local nerr
+    nerr="$(grep -c 'Got error produce response' "$log")"
+    (( nerr == 0 || nenr >= 5 )) || why="$why; the producer got $nerr error responses, the first: $(grep -m 1 -o 'Error: .*' "$log" | cut -c 1-200)"
+    fail compaction_tester "$why${summary:+; $summary}${topics:+; topics $topics}; kept its files in $TESTER_DIR (log: $log)"
+    skip compaction_tester_reduced "the tester failed"
+}
+
 # ---------------------------------------------------------------- main
 
-echo "# apps against $BOOTSTRAP, replication factor $RF, run $RUN_ID, state $STATE_DIR"
+echo "# apps against $BOOTSTRAP, replication factor $RF, run $RUN_ID, steps $STEPS, state $STATE_DIR"
 T0=$SECONDS
-connect_step
-echo "# connect: $((SECONDS - T0))s"
-T1=$SECONDS
-streams_step
-echo "# streams: $((SECONDS - T1))s; total $((SECONDS - T0))s"
+for step in $STEPS; do
+    T1=$SECONDS
+    "${step}_step"
+    echo "# $step: $((SECONDS - T1))s"
+done
+echo "# total $((SECONDS - T0))s"
 (( FAILS == 0 )) || exit 1

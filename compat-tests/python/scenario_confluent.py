@@ -9,9 +9,12 @@ Phases (run.sh restarts the broker between two `verify` runs):
            explicit timestamps, keyed records with every codec, and one record over the
            topic's max.message.bytes (must fail with MESSAGE_TOO_LARGE). What was
            acknowledged (partition, offset, timestamp, content) goes to the state file.
+           Then a second, compacted topic (cleanup.policy=compact, 1 partition): a batch of
+           keyless records and a batch mixing keyed and keyless records must fail whole with
+           INVALID_RECORD, a keyed record must be delivered at offset 0.
   verify   metadata, consume everything from offset 0 and compare with the state file
            (keys, values, headers, timestamps, per-partition order), offsets by timestamp.
-  cleanup  delete the topic and check it disappears from metadata.
+  cleanup  delete the topics and check they disappear from metadata.
   all      produce, verify, cleanup in one go (the default).
 
 Prints one line per check, `PASS name`, `FAIL name: why` or `SKIP name: why`, and exits
@@ -387,6 +390,96 @@ def phase_produce(bootstrap, state, rep):
 
     state["records"] = acked_all
 
+    compacted_keyless(bootstrap, state, rep)
+
+
+COMPACTED_CHECKS = ["compacted_keyless_rejected", "compacted_mixed_batch_rejected",
+                    "compacted_keyed_accepted"]
+
+
+def produce_one_batch(bootstrap, topic, records):
+    """records: (key, value) pairs, produced to partition 0 in one batch (linger.ms 200,
+    one flush). Returns one (error or None, offset) per record, None where no delivery
+    report came within 20s."""
+    conf = common_conf(bootstrap)
+    conf.update({"compression.type": "none", "linger.ms": 200, "acks": "all",
+                 "message.timeout.ms": 15000})
+    producer = Producer(conf)
+    results = [None] * len(records)
+
+    def on_delivery(idx):
+        def cb(err, msg):
+            results[idx] = (err, msg.offset())
+        return cb
+
+    for i, (key, value) in enumerate(records):
+        producer.produce(topic, key=key, value=value, partition=0, on_delivery=on_delivery(i))
+    producer.flush(20)
+    return results
+
+
+def compacted_keyless(bootstrap, state, rep):
+    """A compacted topic refuses records without a key (Kafka's LogValidator: the whole
+    batch fails with INVALID_RECORD and record_errors naming the keyless records); librdkafka
+    reports INVALID_RECORD in every delivery report of the batch."""
+    topic = state["topic"] + "-compacted"
+    admin = admin_client(bootstrap)
+    try:
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=1, replication_factor=REPLICATION_FACTOR,
+                      config={"cleanup.policy": "compact"})],
+            operation_timeout=15, request_timeout=20)
+        futures[topic].result(timeout=30)
+    except KafkaException as e:
+        admin.poll(0)
+        why = f"CreateTopics of {topic} (cleanup.policy=compact): {err_text(e.args[0])}"
+    except Exception as e:  # noqa: BLE001 - report anything the client raises
+        why = f"CreateTopics of {topic} (cleanup.policy=compact): {e!r}"
+    else:
+        state["compacted_topic"] = topic
+        why = wait_topic_ready(admin, topic, 1)
+        why = why and f"{topic} created but not ready in metadata: {why}"
+    if why:
+        rep.fail(COMPACTED_CHECKS[0], why)
+        for name in COMPACTED_CHECKS[1:]:
+            rep.skip(name, "no compacted topic")
+        return
+
+    def rejected(name, records):
+        problems, seen = [], set()
+        for i, res in enumerate(produce_one_batch(bootstrap, topic, records)):
+            kind = "keyless" if records[i][0] is None else "keyed"
+            if res is None:
+                problems.append(f"{kind} record {i}: no delivery report within 20s")
+                continue
+            err, off = res
+            if err is None:
+                problems.append(f"{kind} record {i} delivered at offset {off}, expected "
+                                f"INVALID_RECORD (87)")
+            elif err.code() != KafkaError.INVALID_RECORD:
+                problems.append(f"{kind} record {i}: expected INVALID_RECORD (87), got "
+                                f"{err_text(err)}")
+            else:
+                seen.add(err_text(err))
+        for text in sorted(seen):
+            print(f"# {name}: {text}", flush=True)
+        rep.check(name, problems)
+
+    rejected(COMPACTED_CHECKS[0], [(None, f"keyless {i}".encode()) for i in range(3)])
+    rejected(COMPACTED_CHECKS[1], [(b"mixed-1", b"keyed"), (None, b"keyless"),
+                                   (b"mixed-3", b"keyed")])
+    # nothing of the rejected batches is in the log: the first record lands at offset 0
+    res = produce_one_batch(bootstrap, topic, [(b"key-1", b"keyed value")])[0]
+    if res is None:
+        rep.fail(COMPACTED_CHECKS[2], "no delivery report within 20s")
+    elif res[0] is not None:
+        rep.fail(COMPACTED_CHECKS[2], f"keyed record refused: {err_text(res[0])}")
+    elif res[1] != 0:
+        rep.fail(COMPACTED_CHECKS[2], f"delivered at offset {res[1]}, expected 0 (the "
+                                      f"rejected batches must not take offsets)")
+    else:
+        rep.ok(COMPACTED_CHECKS[2])
+
 
 # ----------------------------------------------------------------------------- verify
 
@@ -621,14 +714,18 @@ def phase_verify(bootstrap, state, rep):
 # ----------------------------------------------------------------------------- cleanup
 
 def phase_cleanup(bootstrap, state, rep):
-    topic = state["topic"]
     if not state.get("created"):
         rep.fail("delete_topic", "topic was not created in the produce phase")
         return
+    # the scenario's topic and, when the produce phase created it, the compacted one
+    topics = [state["topic"]]
+    if state.get("compacted_topic"):
+        topics.append(state["compacted_topic"])
     admin = admin_client(bootstrap)
     try:
-        futures = admin.delete_topics([topic], operation_timeout=15, request_timeout=20)
-        futures[topic].result(timeout=30)
+        futures = admin.delete_topics(topics, operation_timeout=15, request_timeout=20)
+        for topic in topics:
+            futures[topic].result(timeout=30)
     except KafkaException as e:
         admin.poll(0)
         rep.fail("delete_topic", f"DeleteTopics: {err_text(e.args[0])}")
@@ -639,11 +736,13 @@ def phase_cleanup(bootstrap, state, rep):
     deadline = time.monotonic() + 20
     while True:
         try:
-            _, tm = topic_metadata(admin, topic)
-            if tm is None:
+            md = admin.list_topics(timeout=5.0)
+            left = [t for t in topics if t in md.topics]
+            if not left:
                 rep.ok("delete_topic")
                 return
-            last = f"still in metadata ({len(tm.partitions)} partitions)"
+            last = "; ".join(f"{t} still in metadata ({len(md.topics[t].partitions)} partitions)"
+                             for t in left)
         except KafkaException as e:
             last = f"list_topics: {err_text(e.args[0])}"
         if time.monotonic() > deadline:
