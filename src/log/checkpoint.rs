@@ -61,6 +61,20 @@ pub fn remove_optional(dir: &Path, name: &str) -> Result<bool, LogError> {
     }
 }
 
+/// Writes a one-offset control file (a version line `0`, then the offset), atomically.
+pub fn write_offset(dir: &Path, name: &str, offset: i64) -> Result<(), LogError> {
+    write_atomic(dir, name, format!("0\n{offset}\n").as_bytes())
+}
+
+/// The offset of a one-offset control file's text, `None` when it is malformed or negative.
+pub fn parse_offset(text: &str) -> Option<i64> {
+    let mut lines = text.lines().map(str::trim);
+    match (lines.next(), lines.next()) {
+        (Some("0"), Some(value)) => value.parse::<i64>().ok().filter(|v| *v >= 0),
+        _ => None,
+    }
+}
+
 /// Parses Kafka's checkpoint text format: a version line, a count line, then `count` lines
 /// of whitespace-separated fields. Returns the data lines split into fields.
 pub fn parse_checkpoint(

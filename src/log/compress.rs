@@ -21,16 +21,18 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// Every codec, in id order.
+    pub const ALL: [Codec; 5] = [
+        Codec::None,
+        Codec::Gzip,
+        Codec::Snappy,
+        Codec::Lz4,
+        Codec::Zstd,
+    ];
+
     /// The codec of attribute bits `id`, if it is one.
     pub fn from_id(id: u8) -> Option<Codec> {
-        Some(match id {
-            0 => Codec::None,
-            1 => Codec::Gzip,
-            2 => Codec::Snappy,
-            3 => Codec::Lz4,
-            4 => Codec::Zstd,
-            _ => return None,
-        })
+        Codec::ALL.get(usize::from(id)).copied()
     }
 
     /// The codec a topic's `compression.type` asks for: `None` for `producer` (batches are
@@ -114,13 +116,7 @@ mod tests {
         }
         let plain = b.build();
         let records = &plain[HEADER_SIZE..];
-        for codec in [
-            Codec::None,
-            Codec::Gzip,
-            Codec::Snappy,
-            Codec::Lz4,
-            Codec::Zstd,
-        ] {
+        for codec in Codec::ALL {
             let body = compress(codec, records).unwrap();
             let mut batch = plain[..HEADER_SIZE].to_vec();
             batch[ATTRIBUTES_OFFSET + 1] = codec.id();

@@ -173,6 +173,20 @@ impl<W: Write> Dumper<'_, W> {
         Ok(())
     }
 
+    /// Prints a one-offset control file (`log-start-offset`, `cleaner-offset-checkpoint`).
+    fn dump_offset_file(&mut self, dir: &Path, name: &str, meaning: &str) -> Result<(), LogError> {
+        match fs::read_to_string(dir.join(name)) {
+            Ok(text) => match super::checkpoint::parse_offset(&text) {
+                Some(offset) => self.line(format_args!("{name}: {offset}{meaning}")),
+                None => self.error(format!(
+                    "{} does not hold an offset",
+                    dir.join(name).display()
+                )),
+            },
+            Err(_) => self.line(format_args!("{name}: absent")),
+        }
+    }
+
     fn dump_control_files(&mut self, dir: &Path) -> Result<(), LogError> {
         match LeaderEpochCache::load(dir) {
             Ok(Some(cache)) => {
@@ -187,30 +201,12 @@ impl<W: Write> Dumper<'_, W> {
             Ok(None) => self.line(format_args!("{CHECKPOINT_FILE}: absent"))?,
             Err(e) => self.error(e.to_string())?,
         }
-        match fs::read_to_string(dir.join(LOG_START_OFFSET_FILE)) {
-            Ok(text) => {
-                let value = text.lines().nth(1).unwrap_or("").trim().to_string();
-                if value.parse::<i64>().is_err() {
-                    self.error(format!(
-                        "{} does not hold an offset",
-                        dir.join(LOG_START_OFFSET_FILE).display()
-                    ))?;
-                } else {
-                    self.line(format_args!("{LOG_START_OFFSET_FILE}: {value}"))?;
-                }
-            }
-            Err(_) => self.line(format_args!("{LOG_START_OFFSET_FILE}: absent"))?,
-        }
-        match fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)) {
-            Ok(text) => {
-                let value = text.lines().nth(1).unwrap_or("").trim().to_string();
-                self.line(format_args!(
-                    "{CLEANER_CHECKPOINT_FILE}: {value} (the log cleaner compacted the segments \
-                     below this offset)"
-                ))?;
-            }
-            Err(_) => self.line(format_args!("{CLEANER_CHECKPOINT_FILE}: absent"))?,
-        }
+        self.dump_offset_file(dir, LOG_START_OFFSET_FILE, "")?;
+        self.dump_offset_file(
+            dir,
+            CLEANER_CHECKPOINT_FILE,
+            " (the log cleaner compacted the segments below this offset)",
+        )?;
         if dir.join(STAGING_DIR).exists() {
             self.line(format_args!(
                 "{STAGING_DIR}/: a cleaner rewrite in progress (finished or discarded at open)"

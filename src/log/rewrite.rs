@@ -275,13 +275,7 @@ mod tests {
         let bytes = batch();
         let h = parse_header(&bytes).unwrap();
         let rs: Vec<Record> = records(&bytes, &h).map(|r| r.unwrap()).collect();
-        for codec in [
-            Codec::None,
-            Codec::Gzip,
-            Codec::Snappy,
-            Codec::Lz4,
-            Codec::Zstd,
-        ] {
+        for codec in Codec::ALL {
             let mut kept = Vec::new();
             rebase_record(rs[2].raw, h.base_timestamp, 5_000, &mut kept);
             let out = build(

@@ -389,13 +389,7 @@ mod tests {
     use crate::log::batch::{crc_matches, validate_producer_batches};
     use crate::log::builder::RecordBatchBuilder;
 
-    const CODECS: [Codec; 5] = [
-        Codec::None,
-        Codec::Gzip,
-        Codec::Snappy,
-        Codec::Lz4,
-        Codec::Zstd,
-    ];
+    const CODECS: [Codec; 5] = Codec::ALL;
 
     fn plain(keys: &[Option<&str>]) -> Vec<u8> {
         let mut b = RecordBatchBuilder::new().producer(9, 0, 5);

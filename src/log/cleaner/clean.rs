@@ -21,7 +21,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::super::batch::{BatchHeader, HEADER_SIZE};
+use super::super::batch::BatchHeader;
 use super::super::compress::Codec;
 use super::super::error::LogError;
 use super::super::rewrite::{self, Rebuild};
@@ -134,10 +134,6 @@ fn swap_delay_for_tests() -> Option<std::time::Duration> {
     })
 }
 
-fn read_error(path: &Path, e: super::super::scan::ScanError) -> LogError {
-    scan_error(path, e)
-}
-
 /// Maps every keyed record of the dirty range to its latest offset; returns where the map
 /// stops: the first uncleanable offset, or the end of the batch that filled it.
 fn build_map(
@@ -156,7 +152,7 @@ fn build_map(
         }
         let mut scanner = BatchScanner::new(&seg.file, 0, seg.size, LARGE_CHUNK);
         while let Some((_, h, bytes)) =
-            scanner.next_batch().map_err(|e| read_error(&seg.path, e))?
+            scanner.next_batch().map_err(|e| scan_error(&seg.path, e))?
         {
             stats.bytes_read += bytes.len() as u64;
             throttle.account(bytes.len());
@@ -346,19 +342,19 @@ fn clean_group(
     for seg in group {
         let mut scanner = BatchScanner::new(&seg.file, 0, seg.size, LARGE_CHUNK);
         while let Some((_, h, bytes)) =
-            scanner.next_batch().map_err(|e| read_error(&seg.path, e))?
+            scanner.next_batch().map_err(|e| scan_error(&seg.path, e))?
         {
             stats.bytes_read += bytes.len() as u64;
             throttle.account(bytes.len());
             let kept = filter_batch(job, &seg.path, &h, bytes, map, stats)?;
-            let bytes: &[u8] = match &kept {
-                Kept::Whole(b) => b,
-                Kept::Rebuilt(b) => b,
+            let (bytes, header): (&[u8], BatchHeader) = match &kept {
+                Kept::Whole(b) => (b, h),
+                Kept::Rebuilt(b) => (
+                    b,
+                    super::super::batch::parse_header(b).map_err(|e| corrupt(&seg.path, &h, e))?,
+                ),
                 Kept::Dropped => continue,
             };
-            let header =
-                super::super::batch::parse_header(bytes).map_err(|e| corrupt(&seg.path, &h, e))?;
-            debug_assert!(bytes.len() >= HEADER_SIZE);
             pending.extend_from_slice(bytes);
             pending_headers.push(header);
             if pending.len() >= LARGE_CHUNK {

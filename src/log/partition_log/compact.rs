@@ -166,26 +166,18 @@ impl PartitionLog {
     /// Records that everything below `offset` is clean.
     pub fn set_first_dirty_offset(&mut self, offset: i64) -> Result<(), LogError> {
         self.first_dirty_offset = offset;
-        let r = checkpoint::write_atomic(
-            &self.dir,
-            CLEANER_CHECKPOINT_FILE,
-            format!("0\n{offset}\n").as_bytes(),
-        );
+        let r = checkpoint::write_offset(&self.dir, CLEANER_CHECKPOINT_FILE, offset);
         self.guard(r)
     }
 }
 
 /// Reads the cleaner checkpoint; missing or malformed means nothing is clean yet.
 pub(super) fn read_cleaner_checkpoint(dir: &std::path::Path) -> i64 {
-    let text = checkpoint::read_optional(dir, CLEANER_CHECKPOINT_FILE)
+    checkpoint::read_optional(dir, CLEANER_CHECKPOINT_FILE)
         .ok()
         .flatten()
-        .unwrap_or_default();
-    let mut lines = text.lines().map(str::trim);
-    match (lines.next(), lines.next()) {
-        (Some("0"), Some(v)) => v.parse::<i64>().unwrap_or(0).max(0),
-        _ => 0,
-    }
+        .and_then(|text| checkpoint::parse_offset(&text))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

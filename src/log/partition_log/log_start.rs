@@ -39,11 +39,7 @@ impl PartitionLog {
     }
 
     pub(super) fn persist_log_start_offset(&self) -> Result<(), LogError> {
-        checkpoint::write_atomic(
-            &self.dir,
-            LOG_START_OFFSET_FILE,
-            format!("0\n{}\n", self.log_start_offset).as_bytes(),
-        )
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, self.log_start_offset)
     }
 }
 
@@ -53,11 +49,7 @@ pub(super) fn read_log_start_offset(dir: &Path) -> Result<Option<i64>, LogError>
     let Some(text) = checkpoint::read_optional(dir, LOG_START_OFFSET_FILE)? else {
         return Ok(None);
     };
-    let mut lines = text.lines().map(str::trim);
-    let parsed = match (lines.next(), lines.next()) {
-        (Some("0"), Some(value)) => value.parse::<i64>().ok().filter(|v| *v >= 0),
-        _ => None,
-    };
+    let parsed = checkpoint::parse_offset(&text);
     if parsed.is_none() {
         tracing::warn!(
             file = %dir.join(LOG_START_OFFSET_FILE).display(),
