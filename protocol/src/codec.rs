@@ -149,6 +149,16 @@ pub fn decode_request(frame: &Bytes) -> Result<Decoded, DecodeError> {
         ApiKey::DeleteGroups => body(key, version, &rest, RequestKind::DeleteGroups)?,
         ApiKey::OffsetDelete => body(key, version, &rest, RequestKind::OffsetDelete)?,
         ApiKey::DescribeQuorum => body(key, version, &rest, RequestKind::DescribeQuorum)?,
+        ApiKey::AddPartitionsToTxn => body(key, version, &rest, RequestKind::AddPartitionsToTxn)?,
+        ApiKey::AddOffsetsToTxn => body(key, version, &rest, RequestKind::AddOffsetsToTxn)?,
+        ApiKey::EndTxn => body(key, version, &rest, RequestKind::EndTxn)?,
+        ApiKey::WriteTxnMarkers => body(key, version, &rest, RequestKind::WriteTxnMarkers)?,
+        ApiKey::TxnOffsetCommit => body(key, version, &rest, RequestKind::TxnOffsetCommit)?,
+        ApiKey::DescribeProducers => body(key, version, &rest, RequestKind::DescribeProducers)?,
+        ApiKey::DescribeTransactions => {
+            body(key, version, &rest, RequestKind::DescribeTransactions)?
+        }
+        ApiKey::ListTransactions => body(key, version, &rest, RequestKind::ListTransactions)?,
         _ => return Err(DecodeError::UnsupportedVersion { key, version }),
     };
     Ok(Decoded::Request(Box::new(Request {

@@ -53,6 +53,14 @@ pub const SUPPORTED: &[ApiRange] = &[
     row(ApiKey::DeleteGroups, 0, 2),
     row(ApiKey::OffsetDelete, 0, 0),
     row(ApiKey::DescribeQuorum, 0, 2),
+    row(ApiKey::AddPartitionsToTxn, 0, 5),
+    row(ApiKey::AddOffsetsToTxn, 0, 4),
+    row(ApiKey::EndTxn, 0, 5),
+    row(ApiKey::WriteTxnMarkers, 1, 1),
+    row(ApiKey::TxnOffsetCommit, 0, 5),
+    row(ApiKey::DescribeProducers, 0, 0),
+    row(ApiKey::DescribeTransactions, 0, 0),
+    row(ApiKey::ListTransactions, 0, 2),
 ];
 
 /// The range this broker supports for `api_key`, if it supports the API at all.

@@ -15,6 +15,7 @@
 //! - [`epoch_cache`]: the leader epoch history and `leader-epoch-checkpoint`.
 //! - [`producer_state`]: idempotent-producer epochs, sequences and duplicate detection, with
 //!   `.snapshot` files.
+//! - [`control`]: transaction markers (control batches): encode and decode.
 //! - [`checkpoint`]: atomic writes of small control files.
 //! - [`config`]: [`LogConfig`] and [`FlushPolicy`] with Kafka's defaults.
 //! - [`partition_log`]: [`PartitionLog`], the log of one partition (append, read,
@@ -33,6 +34,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod compress;
 pub mod config;
+pub mod control;
 pub mod decompress;
 pub mod dump;
 pub mod epoch_cache;

@@ -186,6 +186,15 @@ impl ProducerBatch {
     }
 }
 
+/// Who appends a batch (Kafka's `AppendOrigin`): a client's batches get every check; a
+/// coordinator's (transactional offset commits in `__consumer_offsets`, written with the
+/// producer's id and epoch and sequence -1) only the epoch check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
+}
+
 /// The outcome of [`ProducerStateManager::check_append`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked {
@@ -259,11 +268,23 @@ impl ProducerStateManager {
     /// Checks the batches of one client append (see the module rules); `batches` are in log
     /// order with their assigned offsets. Changes nothing.
     pub fn check_append(&self, batches: &[ProducerBatch]) -> Result<Checked, LogError> {
+        self.check_append_from(batches, AppendOrigin::Client)
+    }
+
+    /// [`ProducerStateManager::check_append`] for an append from `origin`: a coordinator's
+    /// batches skip duplicate detection and the sequence check.
+    pub fn check_append_from(
+        &self,
+        batches: &[ProducerBatch],
+        origin: AppendOrigin,
+    ) -> Result<Checked, LogError> {
         let mut pending: Vec<(i64, Pending)> = Vec::new();
         for batch in batches {
             let current = self.producers.get(&batch.producer_id);
-            if let Some(duplicate) = current.and_then(|c| c.find_duplicate(batch)) {
-                return Ok(Checked::Duplicate(duplicate));
+            if origin == AppendOrigin::Client {
+                if let Some(duplicate) = current.and_then(|c| c.find_duplicate(batch)) {
+                    return Ok(Checked::Duplicate(duplicate));
+                }
             }
             let current_epoch = current.map_or(NO_PRODUCER_EPOCH, |c| c.epoch);
             let slot = match pending.iter().position(|(id, _)| *id == batch.producer_id) {
@@ -288,7 +309,9 @@ impl ProducerStateManager {
             } else {
                 NO_SEQUENCE
             };
-            self.check_sequence(batch, updated.epoch, current_epoch, current_last_seq)?;
+            if origin == AppendOrigin::Client {
+                self.check_sequence(batch, updated.epoch, current_epoch, current_last_seq)?;
+            }
             if updated.epoch != batch.epoch {
                 updated.batches.clear();
                 updated.epoch = batch.epoch;

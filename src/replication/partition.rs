@@ -28,7 +28,9 @@ use uuid::Uuid;
 use super::leader::LeaderState;
 use crate::log::batch::split_whole_batches;
 use crate::log::cleaner::{CleanStats, Throttle};
+use crate::log::control::{marker_batch, ControlType};
 use crate::log::partition_log::Dirtiness;
+use crate::log::producer_state::AppendOrigin;
 use crate::log::{AppendInfo, BatchHeader, LogConfig, LogError, PartitionLog};
 use crate::metadata::{MetadataCommand, PartitionImage};
 
@@ -385,6 +387,57 @@ impl Partition {
         min_insync_replicas: Option<i32>,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
+        self.append_from(
+            records,
+            headers,
+            min_insync_replicas,
+            now_ms,
+            AppendOrigin::Client,
+        )
+    }
+
+    /// Appends batches a coordinator built (transactional offset commits in
+    /// `__consumer_offsets`) as the leader: like [`Partition::append_as_leader`] without
+    /// min.insync.replicas, and with only the producer epoch checked.
+    pub fn append_as_coordinator(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        self.append_from(records, headers, None, now_ms, AppendOrigin::Coordinator)
+    }
+
+    /// Writes the marker that ends producer `producer_id`'s transaction in this partition,
+    /// as the leader (WriteTxnMarkers). The handle waits until the marker is committed.
+    pub fn append_marker_as_leader(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        control: ControlType,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let batch = marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            control,
+            now_ms,
+        );
+        let headers = crate::log::validate_producer_batches(&batch, usize::MAX)
+            .map_err(|e| AppendError::Log(LogError::InvalidBatch(e)))?;
+        self.append_from(&batch, &headers, None, now_ms, AppendOrigin::Coordinator)
+    }
+
+    fn append_from(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+        min_insync_replicas: Option<i32>,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<Appended, AppendError> {
         let role = self.role();
         let ReplicaRole::Leader(state) = &*role else {
             return Err(AppendError::NotLeader);
@@ -403,7 +456,7 @@ impl Partition {
         }
         let info = self
             .log()
-            .append(records, headers, state.leader_epoch, now_ms)?;
+            .append_from(records, headers, state.leader_epoch, now_ms, origin)?;
         let end = info.last_offset + 1;
         if !info.duplicate && !self.refresh_watermark(state, end) {
             self.notify_appended();

@@ -11,7 +11,7 @@
 //! batch headers are patched).
 
 use super::super::batch::{self, peek_batch_length, BatchHeader, ATTR_TIMESTAMP_TYPE, CRC_OFFSET};
-use super::super::producer_state::{Checked, ProducerBatch};
+use super::super::producer_state::{AppendOrigin, Checked, ProducerBatch};
 use super::{LogError, PartitionLog};
 
 /// What an append produced (the Produce response fields).
@@ -56,6 +56,19 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, headers, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`PartitionLog::append`] for batches from `origin`: a coordinator's batches (markers,
+    /// transactional offset commits) skip the sequence checks.
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
         self.check_online()?;
         let count = self.check_append_args(records, headers, leader_epoch)?;
         let base = self.log_end_offset;
@@ -75,7 +88,10 @@ impl PartitionLog {
         let pending = if producer_batches.is_empty() {
             None
         } else {
-            match self.producers.check_append(&producer_batches)? {
+            match self
+                .producers
+                .check_append_from(&producer_batches, origin)?
+            {
                 Checked::Append(pending) => Some(pending),
                 Checked::Duplicate(original) => {
                     return Ok(AppendInfo {
