@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use super::super::checkpoint;
 use super::super::error::LogError;
 use super::super::segment::{file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::super::txn_index::TXN_INDEX_SUFFIX;
 
 /// Directory of the staged rewrite inside a partition directory.
 pub const STAGING_DIR: &str = "cleaning";
@@ -111,6 +112,7 @@ pub fn finish(dir: &Path) -> Result<Option<i64>, LogError> {
         for suffix in SUFFIXES {
             remove_if_present(&dir.join(file_name(*old, suffix)))?;
         }
+        remove_if_present(&dir.join(file_name(*old, TXN_INDEX_SUFFIX)))?;
     }
     for suffix in SUFFIXES {
         let from = s.join(file_name(base, suffix));

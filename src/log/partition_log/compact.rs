@@ -145,8 +145,12 @@ impl PartitionLog {
         if !unchanged {
             return Ok(false);
         }
+        // The aborted transactions of the replaced segments stay indexed in the new one.
+        let mut aborted = Vec::new();
         for (base, _) in &group.replaces {
-            self.segments.remove(base);
+            if let Some(seg) = self.segments.remove(base) {
+                aborted.extend_from_slice(seg.txn_index().entries());
+            }
         }
         let r = swap::finish(&self.dir).and_then(|_| {
             let mut seg = Segment::open_existing(
@@ -156,6 +160,7 @@ impl PartitionLog {
             )?;
             seg.reload_tail_state()?;
             seg.seal()?;
+            seg.replace_aborted(aborted)?;
             Ok(seg)
         });
         let seg = self.guard(r)?;
