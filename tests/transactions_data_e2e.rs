@@ -212,5 +212,36 @@ async fn read_committed_stops_at_the_lso_and_gets_the_aborted_transactions() {
     );
     let d = fetch_isolated(&mut c, "txn", 0, READ_COMMITTED).await;
     assert_eq!((d.high_watermark, d.last_stable_offset), (9, 8));
+
+    // DescribeProducers shows both producers, p1 with its open transaction (what
+    // kafka-transactions.sh find-hanging looks for).
+    let req = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(tn("txn"))
+            .with_partition_indexes(vec![0, 5]),
+    ]);
+    let resp = c.call(&req, 0).await;
+    let parts = &resp.topics[0].partitions;
+    assert_eq!(parts[0].error_code, 0);
+    assert_eq!(
+        parts[1].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let states: Vec<_> = parts[0]
+        .active_producers
+        .iter()
+        .map(|p| {
+            (
+                p.producer_id.0,
+                p.producer_epoch,
+                p.last_sequence,
+                p.coordinator_epoch,
+                p.current_txn_start_offset,
+            )
+        })
+        .collect();
+    let mut expected = vec![(p1, 0, 3, 1, 8), (p2, 0, 1, 1, -1)];
+    expected.sort();
+    assert_eq!(states, expected);
     b.stop().await;
 }

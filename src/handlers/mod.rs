@@ -9,6 +9,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod delete_records;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -121,6 +122,9 @@ pub async fn dispatch(
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(groups::offset_delete(broker, r, version))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
         }
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(quorum::describe(broker, r, version))
