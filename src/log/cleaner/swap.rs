@@ -1,6 +1,6 @@
 //! Crash-safe replacement of a group of segments by the cleaner's rewrite of them.
 //!
-//! The rewrite is written to `<partition>/cleaning/<base>.{log,index,timeindex}` and
+//! The rewrite is written to `<partition>/cleaning/<base>.{log,index,timeindex,txnindex}` and
 //! fsynced; then the marker `cleaning/swap` (the base offsets it replaces) is written
 //! atomically. That marker is the commit point:
 //! - before it exists, a crash leaves the old segments untouched and the next open deletes
@@ -26,7 +26,12 @@ pub const STAGING_DIR: &str = "cleaning";
 pub const MARKER: &str = "swap";
 
 /// Index files first, the `.log` last.
-const SUFFIXES: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX];
+const SUFFIXES: [&str; 4] = [
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LOG_SUFFIX,
+];
 
 fn staging(dir: &Path) -> PathBuf {
     dir.join(STAGING_DIR)
@@ -112,7 +117,6 @@ pub fn finish(dir: &Path) -> Result<Option<i64>, LogError> {
         for suffix in SUFFIXES {
             remove_if_present(&dir.join(file_name(*old, suffix)))?;
         }
-        remove_if_present(&dir.join(file_name(*old, TXN_INDEX_SUFFIX)))?;
     }
     for suffix in SUFFIXES {
         let from = s.join(file_name(base, suffix));
