@@ -191,7 +191,7 @@ pub enum LogError {
 
     /// `dump_path` was given something that is neither a partition directory nor a log file.
     #[error(
-        "{} is not a partition directory nor a .log, .index or .timeindex file; pass one of those",
+        "{} is not a partition directory nor a .log, .index, .timeindex or .txnindex file; pass one of those",
         path.display()
     )]
     NotALogPath {
