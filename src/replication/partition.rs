@@ -425,9 +425,11 @@ impl Partition {
             control,
             now_ms,
         );
-        let headers = crate::log::validate_producer_batches(&batch, usize::MAX)
+        // Not `validate_producer_batches`: that refuses control batches (clients may not
+        // send them) and base sequence -1 with a producer id, both of which a marker has.
+        let header = crate::log::batch::parse_header(&batch)
             .map_err(|e| AppendError::Log(LogError::InvalidBatch(e)))?;
-        self.append_from(&batch, &headers, None, now_ms, AppendOrigin::Coordinator)
+        self.append_from(&batch, &[header], None, now_ms, AppendOrigin::Coordinator)
     }
 
     fn append_from(
