@@ -13,6 +13,8 @@
 //!    partitions of a replication-factor-3 topic led by each; a marker sent from one broker
 //!    reaches all three leaders (two through WriteTxnMarkers); then, with the leader of one
 //!    partition killed, the next marker is retried until the new leader writes it.
+//! 5. `verification_asks_the_local_coordinator_and_translates_its_answers`: KIP-890
+//!    verification (`txn::verify`) with this broker as the transaction coordinator.
 
 mod common;
 
@@ -304,4 +306,59 @@ async fn send_reaches_every_leader_and_retries_across_a_leader_change() {
     );
     still.store(false, Ordering::SeqCst);
     cluster.stop().await;
+}
+
+/// KIP-890 verification routed to this broker as the transaction coordinator: the local
+/// check answers, its errors become produce errors by Produce version, and without a
+/// `__transaction_state` leader the produce gets the retriable NOT_ENOUGH_REPLICAS.
+#[tokio::test]
+async fn verification_asks_the_local_coordinator_and_translates_its_answers() {
+    use broker::txn::verify::{verify_transactional, Produced};
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(dir.path()).await;
+    let sender = sender_on(&b.broker);
+    let tps = vec![("t".to_string(), 0), ("t".to_string(), 1)];
+    let produced = |version| Produced {
+        transactional_id: "tx",
+        producer_id: 5,
+        producer_epoch: 0,
+        version,
+    };
+    let never = |_: &[(String, i32)]| -> Vec<Result<(), ResponseError>> {
+        panic!("no coordinator here yet")
+    };
+    let verdicts = verify_transactional(&sender, &produced(9), &tps, never).await;
+    assert!(verdicts
+        .iter()
+        .all(|v| v.as_ref().unwrap_err().error == ResponseError::NotEnoughReplicas));
+
+    b.broker
+        .create_internal_topic(
+            broker::txn::TRANSACTION_STATE_TOPIC,
+            1,
+            1,
+            Default::default(),
+        )
+        .await
+        .expect("the transaction state topic is created");
+    let asked = std::sync::Mutex::new(Vec::new());
+    let local = |ps: &[(String, i32)]| {
+        asked.lock().unwrap().extend_from_slice(ps);
+        vec![Ok(()), Err(ResponseError::TransactionAbortable)]
+    };
+    let verdicts = verify_transactional(&sender, &produced(9), &tps, local).await;
+    assert_eq!(*asked.lock().unwrap(), tps);
+    assert_eq!(verdicts[0], Ok(()));
+    let refused = verdicts[1].as_ref().unwrap_err();
+    assert_eq!(refused.error, ResponseError::InvalidTxnState);
+    assert_eq!(
+        refused.message.as_deref(),
+        Some("Partition was not added to the transaction")
+    );
+    let fenced = |_: &[(String, i32)]| vec![Err(ResponseError::ProducerFenced); 2];
+    let verdicts = verify_transactional(&sender, &produced(11), &tps, fenced).await;
+    assert!(verdicts
+        .iter()
+        .all(|v| v.as_ref().unwrap_err().error == ResponseError::InvalidProducerEpoch));
+    b.stop().await;
 }

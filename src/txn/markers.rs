@@ -20,7 +20,7 @@
 //! are pooled per broker and reused by later transactions.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -38,8 +38,10 @@ use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::control::ControlType;
 use crate::metadata::image::NO_LEADER;
 use crate::metadata::MetadataImage;
-use crate::replication::client::{ClientError, Connection};
+use crate::replication::client::ClientError;
 use crate::replication::{CommitHandle, PartitionRegistry, ReplicaRole};
+
+use super::peers::Peers;
 
 /// How long a marker write may wait for its commit (Kafka's `request.timeout.ms` default,
 /// which its WriteTxnMarkers handler waits with).
@@ -47,15 +49,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a WriteTxnMarkers exchange with another broker may take: its write timeout and
 /// a margin for the network.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(35);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Backoff between rounds with partitions still waiting (Kafka's `retry.backoff.ms` is
 /// 100 ms), doubled per round without progress up to [`MAX_BACKOFF`]; a new metadata image
 /// ends the wait early, but never before [`MIN_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
-/// Idle connections kept per broker.
-const IDLE_PER_BROKER: usize = 4;
 /// The WriteTxnMarkers version sent (the only one this broker and Kafka 4 speak).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 
@@ -77,7 +76,7 @@ pub struct MarkerSender {
     partitions: Arc<PartitionRegistry>,
     groups: Arc<GroupCoordinator>,
     config: Arc<Config>,
-    pool: Arc<Pool>,
+    peers: Arc<Peers>,
 }
 
 /// What a partition's answer means for its marker.
@@ -155,8 +154,24 @@ impl MarkerSender {
             partitions,
             groups,
             config,
-            pool: Arc::new(Pool::new(node_id)),
+            peers: Arc::new(Peers::new(format!("broker-{node_id}-txn"))),
         }
+    }
+
+    /// This broker's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The metadata the sender routes by.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The pooled connections to other brokers (shared with the KIP-890 verification of
+    /// transactional produce, `txn::verify`).
+    pub fn peers(&self) -> &Peers {
+        &self.peers
     }
 
     /// Writes `marker` to every one of its partitions and returns once each is written
@@ -249,11 +264,19 @@ impl MarkerSender {
                 continue;
             };
             let addr = format!("{}:{}", b.host, b.port);
-            let pool = self.pool.clone();
+            let peers = self.peers.clone();
             let request = request_for(marker, &tps);
             let producer_id = marker.producer_id;
             remote.spawn(async move {
-                let answer = pool.exchange(leader, &addr, &request).await;
+                let answer = peers
+                    .exchange(
+                        leader,
+                        &addr,
+                        &request,
+                        WRITE_TXN_MARKERS_VERSION,
+                        EXCHANGE_TIMEOUT,
+                    )
+                    .await;
                 answer_codes(leader, producer_id, tps, answer)
             });
         }
@@ -433,56 +456,6 @@ fn answer_codes(
         .map(|(t, p)| codes.get(&(t.as_str(), *p)).copied().unwrap_or(network))
         .collect();
     partitions.into_iter().zip(codes).collect()
-}
-
-/// Idle connections to other brokers, by broker id, with the address each was made to (a
-/// restarted broker may listen elsewhere).
-struct Pool {
-    client_id: String,
-    idle: Mutex<HashMap<i32, Vec<(String, Connection)>>>,
-}
-
-impl Pool {
-    fn new(node_id: i32) -> Pool {
-        Pool {
-            client_id: format!("broker-{node_id}-txn-markers"),
-            idle: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn take(&self, broker: i32, addr: &str) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let conns = idle.get_mut(&broker)?;
-        conns.retain(|(a, _)| a == addr);
-        conns.pop().map(|(_, c)| c)
-    }
-
-    fn give_back(&self, broker: i32, addr: &str, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let conns = idle.entry(broker).or_default();
-        if conns.len() < IDLE_PER_BROKER {
-            conns.push((addr.to_string(), conn));
-        }
-    }
-
-    /// Sends `request` to broker `broker` at `addr` on an idle connection or a new one; the
-    /// connection goes back to the pool only after a good exchange.
-    async fn exchange(
-        &self,
-        broker: i32,
-        addr: &str,
-        request: &WriteTxnMarkersRequest,
-    ) -> Result<kafka_protocol::messages::WriteTxnMarkersResponse, ClientError> {
-        let mut conn = match self.take(broker, addr) {
-            Some(c) => c,
-            None => Connection::connect(addr, self.client_id.clone(), CONNECT_TIMEOUT).await?,
-        };
-        let response = conn
-            .send(request, WRITE_TXN_MARKERS_VERSION, EXCHANGE_TIMEOUT)
-            .await?;
-        self.give_back(broker, addr, conn);
-        Ok(response)
-    }
 }
 
 #[cfg(test)]
