@@ -313,7 +313,7 @@ async fn send_reaches_every_leader_and_retries_across_a_leader_change() {
 /// `__transaction_state` leader the produce gets the retriable NOT_ENOUGH_REPLICAS.
 #[tokio::test]
 async fn verification_asks_the_local_coordinator_and_translates_its_answers() {
-    use broker::txn::verify::{verify_transactional, Produced};
+    use broker::txn::verify::{verify_batch, verify_transactional, Batch, Produced};
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::start(dir.path()).await;
     let sender = sender_on(&b.broker);
@@ -355,6 +355,60 @@ async fn verification_asks_the_local_coordinator_and_translates_its_answers() {
         refused.message.as_deref(),
         Some("Partition was not added to the transaction")
     );
+    // The produce path's form: one partition's batch headers.
+    let mut r = record("k", "v", 1);
+    r.transactional = true;
+    r.producer_id = 5;
+    r.producer_epoch = 3;
+    r.sequence = 0;
+    let txn = batch(&[r], kafka_protocol::records::Compression::None);
+    let header = broker::log::parse_header(&txn).unwrap();
+    let plain = broker::log::parse_header(&batch(
+        &[record("k", "v", 1)],
+        kafka_protocol::records::Compression::None,
+    ))
+    .unwrap();
+    let one = |headers| Batch {
+        transactional_id: "tx",
+        topic: "t",
+        partition: 1,
+        headers,
+        version: 9,
+    };
+    let unasked = |_: i64, _: i16, _: &[(String, i32)]| -> Vec<Result<(), ResponseError>> {
+        panic!("not asked")
+    };
+    let headers = [plain];
+    let verdict = verify_batch(&sender, &one(&headers), |_, _| false, unasked).await;
+    assert_eq!(
+        verdict,
+        Ok(()),
+        "a batch that is not transactional is not verified"
+    );
+    let headers = [header];
+    let open = |pid, epoch| (pid, epoch) == (5, 3);
+    let verdict = verify_batch(&sender, &one(&headers), open, unasked).await;
+    assert_eq!(
+        verdict,
+        Ok(()),
+        "a producer with an open transaction here is not verified"
+    );
+    let not_added = |pid, epoch, ps: &[(String, i32)]| {
+        assert_eq!(
+            (pid, epoch, ps.to_vec()),
+            (5, 3, vec![("t".to_string(), 1)])
+        );
+        vec![Err(ResponseError::TransactionAbortable)]
+    };
+    let verdict = verify_batch(&sender, &one(&headers), |_, _| false, not_added).await;
+    assert_eq!(
+        verdict,
+        Err((
+            ResponseError::InvalidTxnState,
+            Some("Partition was not added to the transaction".to_string())
+        ))
+    );
+
     let fenced = |_: &[(String, i32)]| vec![Err(ResponseError::ProducerFenced); 2];
     let verdicts = verify_transactional(&sender, &produced(11), &tps, fenced).await;
     assert!(verdicts

@@ -425,9 +425,9 @@ impl Partition {
             control,
             now_ms,
         );
-        // Not `validate_producer_batches`: that refuses control batches (clients may not
-        // send them) and base sequence -1 with a producer id, both of which a marker has.
-        let header = crate::log::batch::parse_header(&batch)
+        // A marker is a control batch, which the producer checks refuse: it is built here,
+        // so its header is taken as it is.
+        let header = crate::log::parse_header(&batch)
             .map_err(|e| AppendError::Log(LogError::InvalidBatch(e)))?;
         self.append_from(&batch, &[header], None, now_ms, AppendOrigin::Coordinator)
     }

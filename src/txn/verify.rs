@@ -38,6 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::markers::MarkerSender;
 use super::peers::Peers;
 use super::TRANSACTION_STATE_TOPIC;
+use crate::log::BatchHeader;
 use crate::metadata::image::NO_LEADER;
 use crate::metadata::MetadataImage;
 use crate::replication::client::ClientError;
@@ -146,6 +147,64 @@ pub async fn verify_transactional(
             Some(r) => Err(r),
         })
         .collect()
+}
+
+/// One partition's data of a transactional produce, as the produce path has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub transactional_id: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    /// The partition's validated batch headers (producer id and epoch in them).
+    pub headers: &'a [BatchHeader],
+    /// The Produce request's version.
+    pub version: i16,
+}
+
+/// The produce path's check (the body of `handlers::produce::verify_transactional`): when
+/// the partition's batch is transactional and its producer has no open transaction in the
+/// partition (`open_here(producer_id, producer_epoch)` false: Kafka's
+/// `hasOngoingTransaction`), asks the coordinator through [`verify_transactional`] (with
+/// `local(producer_id, producer_epoch, partitions)` as the coordinator's own check when it
+/// is this broker); the error and message to refuse the partition with, if any.
+pub async fn verify_batch(
+    sender: &MarkerSender,
+    batch: &Batch<'_>,
+    open_here: impl FnOnce(i64, i16) -> bool,
+    local: impl FnOnce(i64, i16, &[(String, i32)]) -> Vec<Result<(), ResponseError>>,
+) -> Result<(), (ResponseError, Option<String>)> {
+    let Some(h) = batch.headers.iter().find(|h| h.is_transactional()) else {
+        return Ok(());
+    };
+    let (producer_id, producer_epoch) = (h.producer_id, h.producer_epoch);
+    if open_here(producer_id, producer_epoch) {
+        return Ok(());
+    }
+    let produced = Produced {
+        transactional_id: batch.transactional_id,
+        producer_id,
+        producer_epoch,
+        version: batch.version,
+    };
+    let partitions = [(batch.topic.to_string(), batch.partition)];
+    let verdict = verify_transactional(sender, &produced, &partitions, |ps| {
+        local(producer_id, producer_epoch, ps)
+    })
+    .await;
+    match verdict.into_iter().next() {
+        Some(Err(r)) => {
+            tracing::debug!(
+                transactional_id = batch.transactional_id,
+                producer_id,
+                topic = batch.topic,
+                partition = batch.partition,
+                error = ?r.error,
+                "transactional batch refused: not verified in the transaction"
+            );
+            Err((r.error, r.message))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Asks the coordinator `id` at `addr` with AddPartitionsToTxn `verify_only`; each
