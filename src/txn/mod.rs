@@ -3,10 +3,12 @@
 //! transaction markers to the partition leaders.
 //!
 //! Map (one job per file):
+//! - [`state`]: one transactional id's state machine (no I/O).
 //! - [`markers`]: writes COMMIT/ABORT markers to every partition of a transaction, here or
 //!   through WriteTxnMarkers to other brokers, retried until each is written.
 
 pub mod markers;
+pub mod state;
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
