@@ -4,11 +4,18 @@
 //!
 //! Map (one job per file):
 //! - [`state`]: one transactional id's state machine (no I/O).
+//! - [`log`]: the records of `__transaction_state`: write one change, load a partition.
+//! - [`coordinator`]: the ids of the partitions led here, the requests on them, the
+//!   timeout / expiration tick, load and unload on leadership changes.
 //! - [`markers`]: writes COMMIT/ABORT markers to every partition of a transaction, here or
 //!   through WriteTxnMarkers to other brokers, retried until each is written.
 
+pub mod coordinator;
+pub mod log;
 pub mod markers;
 pub mod state;
+
+pub use coordinator::{ListFilter, TransactionCoordinator, TxnDescription};
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
