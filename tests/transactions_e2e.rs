@@ -506,3 +506,49 @@ async fn end_txn_v5_bumps_the_epoch_per_transaction() {
     assert_eq!(retry.producer_epoch, epoch + 1);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_coordinator_finishes_a_transaction_found_prepared() {
+    use broker::txn::state::{TxnMetadata, TxnState};
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(dir.path()).await;
+    let mut c = b.client().await;
+    find_txn_coordinator(&mut c, "p").await;
+    create_topic(&mut c, "t", 1).await;
+    let r = init(&mut c, "p", 60_000, 4).await;
+    // A coordinator that persisted PrepareCommit and stopped before writing the markers
+    // leaves this record behind.
+    let index = b.broker.txn.partition_for("p");
+    let hosted = b
+        .broker
+        .partitions
+        .get(broker::txn::TRANSACTION_STATE_TOPIC, index)
+        .unwrap();
+    let now = broker::clock::now_ms();
+    let prepared = TxnMetadata {
+        producer_id: r.producer_id.0,
+        prev_producer_id: r.producer_id.0,
+        next_producer_id: -1,
+        producer_epoch: r.producer_epoch,
+        last_producer_epoch: -1,
+        timeout_ms: 60_000,
+        state: TxnState::PrepareCommit,
+        partitions: [("t".to_string(), 0)].into_iter().collect(),
+        start_ms: now,
+        update_ms: now,
+        tv2: false,
+    };
+    broker::txn::log::write(&hosted, "p", Some(&prepared), 1, now)
+        .unwrap()
+        .committed(Duration::from_secs(5))
+        .await
+        .unwrap();
+    b.stop().await;
+
+    let b = TestBroker::start(dir.path()).await;
+    let mut c = b.client().await;
+    let d = wait_state(&mut c, "p", "CompleteCommit").await;
+    assert_eq!(d.producer_epoch, r.producer_epoch);
+    assert!(d.topics.is_empty());
+    b.stop().await;
+}

@@ -321,6 +321,7 @@ impl Broker {
         {
             task.abort();
         }
+        self.txn.stop();
         self.replication.stop_all();
     }
 

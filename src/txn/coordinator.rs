@@ -194,6 +194,9 @@ impl TransactionCoordinator {
         transactional_id: &str,
         transit: &Transit,
     ) -> Result<(), ResponseError> {
+        if self.epoch_of(partition) != Some(epoch) {
+            return Err(ResponseError::NotCoordinator);
+        }
         let hosted = self
             .partitions
             .get(TRANSACTION_STATE_TOPIC, partition)
@@ -708,5 +711,11 @@ impl TransactionCoordinator {
         if self.shards().remove(&index).is_some() {
             tracing::info!(partition = index, "unloaded transaction state");
         }
+    }
+
+    /// Forgets every loaded partition, so that no task of this coordinator writes again
+    /// (broker shutdown, or a crash played in-process).
+    pub fn stop(&self) {
+        self.shards().clear();
     }
 }
