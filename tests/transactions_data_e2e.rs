@@ -106,7 +106,12 @@ async fn end_txn(b: &TestBroker, topic: &str, producer_id: i64, control: Control
 #[tokio::test]
 async fn read_committed_stops_at_the_lso_and_gets_the_aborted_transactions() {
     let dir = tempfile::tempdir().unwrap();
-    let b = TestBroker::start(dir.path()).await;
+    // The markers are written here, not by a coordinator: no KIP-890 verification.
+    let b = TestBroker::start_with(
+        dir.path(),
+        r#", "transaction_partition_verification": false"#,
+    )
+    .await;
     let mut c = b.client().await;
     create_topic(&mut c, "txn", 1).await;
     let p1 = init_producer_id(&mut c, 4).await.producer_id.0;
@@ -196,7 +201,12 @@ async fn read_committed_stops_at_the_lso_and_gets_the_aborted_transactions() {
     b.stop().await;
 
     // After a restart the index and the producer state come back.
-    let b = TestBroker::start(dir.path()).await;
+    // The markers are written here, not by a coordinator: no KIP-890 verification.
+    let b = TestBroker::start_with(
+        dir.path(),
+        r#", "transaction_partition_verification": false"#,
+    )
+    .await;
     let mut c = b.client().await;
     let d = fetch_isolated(&mut c, "txn", 0, READ_COMMITTED).await;
     assert_eq!(d.error_code, 0);

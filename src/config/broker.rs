@@ -235,6 +235,13 @@ const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         |c| millis(c.transactions.abort_timed_out_interval),
     ),
     def(
+        "transaction.partition.verification.enable",
+        ConfigKind::Boolean,
+        "Whether a transactional batch is checked with the transaction coordinator before it \
+         is appended (KIP-890; transaction_partition_verification).",
+        |c| Some(c.transactions.partition_verification.to_string()),
+    ),
+    def(
         "transaction.max.timeout.ms",
         ConfigKind::Int,
         "The largest transaction.timeout.ms a producer may use (transaction_max_timeout).",

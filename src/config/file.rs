@@ -77,6 +77,7 @@ struct RawConfig {
     transaction_state_partitions: i64,
     transaction_state_replication_factor: i64,
     transaction_abort_timed_out_interval: String,
+    transaction_partition_verification: bool,
     server: RawServer,
     cluster: RawCluster,
 }
@@ -111,6 +112,7 @@ impl Default for RawConfig {
             transaction_state_partitions: 50,
             transaction_state_replication_factor: -1,
             transaction_abort_timed_out_interval: "10s".into(),
+            transaction_partition_verification: true,
             server: RawServer::default(),
             cluster: RawCluster::default(),
         }
@@ -514,6 +516,7 @@ impl Config {
                 "transaction_abort_timed_out_interval",
                 &raw.transaction_abort_timed_out_interval,
             )?,
+            partition_verification: raw.transaction_partition_verification,
         };
         // Kafka's ranges: timeouts and intervals are positive int32 milliseconds.
         for (field, d) in [

@@ -129,6 +129,10 @@ pub struct TransactionConfig {
     /// How often transactions open longer than their timeout are looked for and aborted
     /// (idle ids are expired on the same tick).
     pub abort_timed_out_interval: Duration,
+    /// KIP-890 verification: a transactional batch is appended only when the coordinator
+    /// says its partition is in the producer's transaction (Kafka's
+    /// `transaction.partition.verification.enable`).
+    pub partition_verification: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -114,7 +114,9 @@ pub async fn handle(
                 }
             };
             if let Some(id) = &transactional_id {
-                if checked.headers.iter().any(|h| h.is_transactional()) {
+                if broker.config.transactions.partition_verification
+                    && checked.headers.iter().any(|h| h.is_transactional())
+                {
                     if let Err((error, message)) = verify_transactional(
                         broker,
                         id,
