@@ -42,12 +42,19 @@ GROUP_CANONICAL = {
 TXN_CANONICAL = {
     "produce": ["txn_create_topics", "txn_init", "txn_commit", "txn_abort",
                 "txn_commit_after_abort", "txn_abort_again", "txn_commit_again",
-                "txn_open_invisible", "txn_open_visible_after_commit", "txn_zombie_fenced",
-                "txn_fenced_successor_commits", "txn_ctp_input", "txn_send_offsets"],
+                "txn_open_invisible", "txn_admin_describe", "txn_admin_list",
+                "txn_admin_describe_producers", "txn_open_visible_after_commit",
+                "txn_zombie_fenced", "txn_fenced_successor_commits", "txn_admin_fence_producers",
+                "txn_timeout_abort", "txn_ctp_input", "txn_send_offsets", "txn_perf_producer",
+                "txn_cli_list", "txn_cli_describe", "txn_cli_open", "txn_cli_find_hanging",
+                "txn_cli_abort", "txn_cli_fence"],
     "verify": ["txn_read_committed", "txn_read_uncommitted", "txn_offsets_committed",
-               "txn_leave_open"],
+               "txn_leave_open", "txn_cli_read_committed", "txn_cli_read_uncommitted",
+               "txn_cli_describe_persisted"],
     "restart-verify": ["txn_read_committed", "txn_read_uncommitted", "txn_offsets_committed",
-                       "txn_open_after_restart", "txn_abort_open_by_init"],
+                       "txn_open_after_restart", "txn_abort_open_by_init",
+                       "txn_cli_read_committed", "txn_cli_read_uncommitted",
+                       "txn_cli_describe_persisted"],
     "cleanup": ["txn_delete_group", "txn_delete_topics"],
 }
 DESCRIBE = {
@@ -172,6 +179,33 @@ DESCRIBE.update({
     "txn_abort_open_by_init": "a new producer with that transactional.id aborts it "
                               "(coordinator state recovered): the open records never become "
                               "readable, later ones do",
+    "txn_admin_describe": "DescribeTransactions of the open transaction: Ongoing, its "
+                          "partitions, timeout, start time, producer id",
+    "txn_admin_list": "ListTransactions lists it Ongoing; the state filter",
+    "txn_admin_describe_producers": "DescribeProducers on a partition: the producer and its "
+                                    "open transaction's start offset",
+    "txn_admin_fence_producers": "Admin fenceProducers: the producer's commit fails "
+                                 "ProducerFencedException, the id is Empty with a newer epoch",
+    "txn_timeout_abort": "a transaction older than its transaction.timeout.ms (3 s) is aborted "
+                         "by the coordinator: CompleteAbort, last stable offset = log end",
+    "txn_perf_producer": "kafka-producer-perf-test --transactional-id "
+                         "--transaction-duration-ms 100: 2000 records, no errors",
+    "txn_cli_list": "kafka-transactions list: the id, CompleteCommit",
+    "txn_cli_describe": "kafka-transactions describe: CompleteCommit, same producer id, no "
+                        "partitions",
+    "txn_cli_open": "a transactional perf producer killed -9 mid-transaction: describe-producers "
+                    "shows it open on both partitions from the previous log ends; describe: "
+                    "Ongoing with both partitions",
+    "txn_cli_find_hanging": "kafka-transactions find-hanging --max-transaction-timeout 0: "
+                            "nothing (the coordinator knows the open transaction)",
+    "txn_cli_abort": "kafka-transactions abort --start-offset on partition 0 (WriteTxnMarkers "
+                     "from the admin client): closed there, still open on partition 1",
+    "txn_cli_fence": "a new perf producer with the dead one's id: the rest is aborted, "
+                     "CompleteCommit with a newer epoch",
+    "txn_cli_read_committed": "kafka-console-consumer --isolation-level read_committed: "
+                              "exactly the committed records",
+    "txn_cli_read_uncommitted": "... read_uncommitted: also the killed producer's records",
+    "txn_cli_describe_persisted": "kafka-transactions describe: same producer id and epoch",
     "txn_delete_group": "DeleteGroups on the transactional consumer group",
     "txn_delete_topics": "DeleteTopics on the scenario's topics",
 })

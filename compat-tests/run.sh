@@ -549,9 +549,13 @@ js_py_checks() {  # js_py_checks SCENARIO STAGE: what kafkajs / kafka-python rep
 txn_checks() {  # txn_checks CLIENT STAGE: what the transaction scenarios report
     case "$1:$2" in
         confluent:produce) echo "txn_create_topics txn_init txn_commit txn_abort txn_commit_after_abort txn_abort_again txn_commit_again txn_open_invisible txn_open_visible_after_commit txn_zombie_fenced txn_fenced_successor_commits txn_ctp_input txn_send_offsets" ;;
-        confluent:verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_leave_open" ;;
-        confluent:restart-verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_open_after_restart txn_abort_open_by_init" ;;
-        confluent:cleanup) echo "txn_delete_group txn_delete_topics" ;;
+        java:produce) echo "txn_create_topics txn_init txn_commit txn_abort txn_commit_after_abort txn_abort_again txn_commit_again txn_open_invisible txn_admin_describe txn_admin_list txn_admin_describe_producers txn_open_visible_after_commit txn_zombie_fenced txn_fenced_successor_commits txn_admin_fence_producers txn_timeout_abort txn_ctp_input txn_send_offsets" ;;
+        confluent:verify|java:verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_leave_open" ;;
+        confluent:restart-verify|java:restart-verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_open_after_restart txn_abort_open_by_init" ;;
+        confluent:cleanup|java:cleanup) echo "txn_delete_group txn_delete_topics" ;;
+        kafka-cli:produce) echo "txn_create_topics txn_perf_producer txn_cli_list txn_cli_describe txn_cli_open txn_cli_find_hanging txn_cli_abort txn_cli_fence" ;;
+        kafka-cli:verify|kafka-cli:restart-verify) echo "txn_cli_read_committed txn_cli_read_uncommitted txn_cli_describe_persisted" ;;
+        kafka-cli:cleanup) echo "txn_delete_topics" ;;
     esac
 }
 
@@ -595,8 +599,10 @@ scenario_cmd() {  # scenario_cmd CLIENT SCENARIO BOOTSTRAP STAGE STATE_DIR
         franz-go:basic|sarama:basic|kafka-go:basic) echo "$COMPAT/go/scenario.sh" "$1" "$3" "$phase" "$5" ;;
         java:basic) echo "$COMPAT/java/scenario.sh" "$3" "$phase" "$5" ;;
         java:groups) echo "$COMPAT/java/scenario.sh" --groups "$3" "$phase" "$5" ;;
+        java:txn) echo "$COMPAT/java/scenario.sh" --txn "$3" "$phase" "$5" ;;
         kafka-cli:basic) echo "$COMPAT/kafka-cli/scenario.sh" "$3" "$phase" "$5" ;;
         kafka-cli:groups) echo "$COMPAT/kafka-cli/scenario_groups.sh" "$3" "$phase" "$5" ;;
+        kafka-cli:txn) echo "$COMPAT/kafka-cli/scenario_txn.sh" "$3" "$phase" "$5" ;;
         kafkajs:basic|kafkajs:groups) echo node "$COMPAT/node/scenario_kafkajs.js" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
         kafka-python:basic|kafka-python:groups) echo "$VENV/bin/python" "$COMPAT/python/scenario_kafka_python.py" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
     esac
@@ -792,8 +798,10 @@ paths = {("kcat", "basic"): "compat-tests/kcat/scenario.sh",
          ("kafka-go", "basic"): "compat-tests/go/scenario.sh",
          ("java", "basic"): "compat-tests/java/scenario.sh",
          ("java", "groups"): "compat-tests/java/scenario.sh --groups",
+         ("java", "txn"): "compat-tests/java/scenario.sh --txn",
          ("kafka-cli", "basic"): "compat-tests/kafka-cli/scenario.sh",
          ("kafka-cli", "groups"): "compat-tests/kafka-cli/scenario_groups.sh",
+         ("kafka-cli", "txn"): "compat-tests/kafka-cli/scenario_txn.sh",
          ("kafkajs", "basic"): "compat-tests/node/scenario_kafkajs.js --scenario basic",
          ("kafkajs", "groups"): "compat-tests/node/scenario_kafkajs.js --scenario groups",
          ("kafka-python", "basic"): "compat-tests/python/scenario_kafka_python.py --scenario basic",
