@@ -15,7 +15,7 @@ enum Command {
     Help,
 }
 
-const USAGE: &str = "usage: broker [-config=FILE | --config FILE]\n       broker dump-log <partition dir or .log/.index/.timeindex file>";
+const USAGE: &str = "usage: broker [-config=FILE | --config FILE]\n       broker dump-log <partition dir or .log/.index/.timeindex/.txnindex file>";
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut config = None;

@@ -4,7 +4,13 @@
 //! Locking: the map of groups and each group are std mutexes, held only for synchronous
 //! work (state changes and the append of their records); JoinGroup and SyncGroup wait on
 //! oneshot channels after the locks are released. A group's records are written while its
-//! lock is held, so they reach the log in the order its state changed.
+//! lock is held, so they reach the log in the order its state changed. Lock order: the map,
+//! then a group, then the index of open transactions; the loading state is taken alone.
+//!
+//! Transactions (TxnOffsetCommit): the offsets are written as one transactional batch of
+//! the producer and kept pending in their group until the transaction coordinator writes
+//! the transaction's marker into the group's `__consumer_offsets` partition and calls
+//! [`GroupCoordinator::complete_txn`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +38,35 @@ pub struct GroupDescription {
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
 }
 
+/// A TxnOffsetCommit, decoupled from the wire types.
+#[derive(Debug, Clone)]
+pub struct TxnOffsetCommit {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// KIP-447 consumer group metadata (v3+); empty / None / -1 when not sent.
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+    pub offsets: Vec<(String, i32, CommittedOffset)>,
+}
+
+/// Per-partition results of a commit: (topic, partition, error or None).
+pub type CommitResults = Vec<(String, i32, Option<ResponseError>)>;
+
+/// One partition of an OffsetFetch: its committed offset (None when nothing is committed)
+/// or its error (UNSTABLE_OFFSET_COMMIT).
+pub type FetchedPartition = (i32, Result<Option<CommittedOffset>, ResponseError>);
+
+/// Which `__consumer_offsets` partitions are loaded, and the transaction completions that
+/// arrived for a partition before its load finished (applied when it does).
+#[derive(Default)]
+struct Loading {
+    loaded: HashSet<i32>,
+    /// partition → (producer id, commit, log end offset when the completion arrived).
+    deferred: HashMap<i32, Vec<(i64, bool, i64)>>,
+}
+
 /// Every group coordinated here.
 pub struct GroupCoordinator {
     node_id: i32,
@@ -41,7 +76,10 @@ pub struct GroupCoordinator {
     partitions: Arc<PartitionRegistry>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     /// The `__consumer_offsets` partitions led here whose groups are loaded.
-    loaded: Mutex<HashSet<i32>>,
+    loading: Mutex<Loading>,
+    /// Producer id → the groups holding pending offsets of its open transaction (Kafka's
+    /// `openGroupsForProducer`).
+    open_txns: Mutex<HashMap<i64, HashSet<String>>>,
 }
 
 fn lock(group: &Arc<Mutex<Group>>) -> MutexGuard<'_, Group> {
@@ -61,8 +99,17 @@ impl GroupCoordinator {
             metadata,
             partitions,
             groups: Mutex::default(),
-            loaded: Mutex::default(),
+            loading: Mutex::default(),
+            open_txns: Mutex::default(),
         }
+    }
+
+    fn loading(&self) -> MutexGuard<'_, Loading> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open_txns(&self) -> MutexGuard<'_, HashMap<i64, HashSet<String>>> {
+        self.open_txns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
@@ -99,9 +146,11 @@ impl GroupCoordinator {
     }
 
     /// This broker now leads `__consumer_offsets` partition `index`: rebuilds its groups from
-    /// the log (replicated from the previous coordinator), replacing anything held for them.
+    /// the log (replicated from the previous coordinator), replacing anything held for them,
+    /// with the offsets of transactions still open pending.
     pub fn load_partition(&self, index: i32) {
         let n = self.offsets_partitions();
+        self.loading().loaded.remove(&index);
         let loaded = offsets::load(&self.partitions, index);
         let mut map = self.map();
         map.retain(|id, _| offsets::partition_for(id, n) != index);
@@ -121,31 +170,53 @@ impl GroupCoordinator {
                 .clone();
             lock(&g).offsets = offsets;
         }
+        {
+            let mut open = self.open_txns();
+            for groups in open.values_mut() {
+                groups.retain(|id| offsets::partition_for(id, n) != index);
+            }
+            open.retain(|_, groups| !groups.is_empty());
+            for (pid, groups) in &loaded.open_transactions {
+                open.entry(*pid).or_default().extend(groups.iter().cloned());
+            }
+        }
         drop(map);
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(index);
+        let deferred = {
+            let mut loading = self.loading();
+            loading.loaded.insert(index);
+            loading.deferred.remove(&index).unwrap_or_default()
+        };
+        for (producer_id, commit, before) in deferred {
+            self.apply_completion(index, producer_id, commit, before);
+        }
         if loaded.records > 0 {
             tracing::info!(
                 partition = index,
                 groups = loaded.groups.len(),
                 records = loaded.records,
+                open_transactions = loaded.open_transactions.len(),
                 "loaded consumer groups"
             );
         }
     }
 
     /// This broker no longer leads `__consumer_offsets` partition `index`: forgets its
-    /// groups (their members rejoin at the new coordinator).
+    /// groups (their members rejoin at the new coordinator, which also takes over their
+    /// pending transactional offsets).
     pub fn unload_partition(&self, index: i32) {
         let n = self.offsets_partitions();
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&index);
+        {
+            let mut loading = self.loading();
+            loading.loaded.remove(&index);
+            loading.deferred.remove(&index);
+        }
         self.map()
             .retain(|id, _| offsets::partition_for(id, n) != index);
+        let mut open = self.open_txns();
+        for groups in open.values_mut() {
+            groups.retain(|id| offsets::partition_for(id, n) != index);
+        }
+        open.retain(|_, groups| !groups.is_empty());
     }
 
     /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
@@ -185,12 +256,7 @@ impl GroupCoordinator {
             .get(OFFSETS_TOPIC)
             .map_or(1, |t| t.partitions.len() as i32);
         let p = offsets::partition_for(group, n);
-        let loaded = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&p);
-        if !loaded {
+        if !self.loading().loaded.contains(&p) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         Ok(p)
@@ -302,7 +368,6 @@ impl GroupCoordinator {
     }
 
     /// Commits offsets; per-partition error codes (None = committed).
-    #[allow(clippy::type_complexity)]
     pub fn commit(
         &self,
         group_id: &str,
@@ -310,13 +375,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<
-        (
-            Vec<(String, i32, Option<ResponseError>)>,
-            Option<offsets::Written>,
-        ),
-        ResponseError,
-    > {
+    ) -> Result<(CommitResults, Option<offsets::Written>), ResponseError> {
         let partition = self.check_coordinator(group_id)?;
         let group = if generation < 0 && member_id.is_empty() {
             self.get_or_create(group_id)
@@ -325,6 +384,34 @@ impl GroupCoordinator {
         };
         let mut g = lock(&group);
         g.validate_commit(member_id, instance_id, generation)?;
+        let (results, changes, accepted) = self.check_offsets(group_id, offsets);
+        let written = match offsets::write(&self.partitions, partition, &changes) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(group = group_id, error = %e, "offset commit failed");
+                return Err(ResponseError::NotCoordinator);
+            }
+        };
+        if let Some(w) = &written {
+            for (i, (key, offset)) in accepted.into_iter().enumerate() {
+                g.offsets.commit(key, offset, w.base_offset + i as i64);
+            }
+        }
+        Ok((results, written))
+    }
+
+    /// Sorts the offsets of a commit into per-partition results, the records to write for
+    /// the accepted ones, and those (in the same order as their records).
+    #[allow(clippy::type_complexity)]
+    fn check_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> (
+        CommitResults,
+        Vec<Change>,
+        Vec<((String, i32), CommittedOffset)>,
+    ) {
         let image = self.metadata.image();
         let mut results = Vec::with_capacity(offsets.len());
         let mut changes = Vec::new();
@@ -350,48 +437,100 @@ impl GroupCoordinator {
             };
             results.push((topic, p, error));
         }
-        let written = match offsets::write(&self.partitions, partition, &changes) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(group = group_id, error = %e, "offset commit failed");
-                return Err(ResponseError::NotCoordinator);
-            }
+        (results, changes, accepted)
+    }
+
+    /// Commits offsets in producer `producer_id`'s transaction (TxnOffsetCommit): checks
+    /// the coordinator and, when given, the member (KIP-447), writes the accepted offsets as
+    /// one transactional batch of the producer, and keeps them pending until the
+    /// transaction's marker ([`GroupCoordinator::complete_txn`]). Per-partition errors
+    /// (None = written); the caller waits for the write's replication before answering.
+    pub fn txn_offset_commit(
+        &self,
+        request: TxnOffsetCommit,
+    ) -> Result<(CommitResults, Option<offsets::Written>), ResponseError> {
+        let group_id = request.group_id.as_str();
+        let partition = self.check_coordinator(group_id)?;
+        let group = match self.get(group_id) {
+            Some(g) => g,
+            // A producer committing for a group unknown here (no membership): Kafka creates a
+            // simple group; naming a generation of a group that does not exist is stale.
+            None if request.generation < 0 => self.get_or_create(group_id),
+            None => return Err(ResponseError::IllegalGeneration),
         };
-        for (key, offset) in accepted {
-            g.offsets.insert(key, offset);
+        let mut g = lock(&group);
+        g.validate_txn_commit(
+            &request.member_id,
+            request.instance_id.as_deref(),
+            request.generation,
+        )?;
+        let (results, changes, accepted) = self.check_offsets(group_id, request.offsets);
+        let written = offsets::write_transactional(
+            &self.partitions,
+            partition,
+            request.producer_id,
+            request.producer_epoch,
+            &changes,
+        )
+        .map_err(|e| {
+            tracing::warn!(group = group_id, producer_id = request.producer_id, error = %e, "transactional offset commit failed");
+            e.commit_error()
+        })?;
+        if let Some(w) = &written {
+            for (i, (key, offset)) in accepted.into_iter().enumerate() {
+                g.offsets
+                    .stage(request.producer_id, key, offset, w.base_offset + i as i64);
+            }
+            self.open_txns()
+                .entry(request.producer_id)
+                .or_default()
+                .insert(group_id.to_string());
         }
         Ok((results, written))
     }
 
     /// Committed offsets: the requested partitions (None when nothing is committed), or
-    /// every committed partition when `wanted` is None.
-    #[allow(clippy::type_complexity)]
+    /// every committed partition when `wanted` is None. With `require_stable` (OffsetFetch
+    /// v7+), a partition with a pending transactional offset answers
+    /// UNSTABLE_OFFSET_COMMIT (the consumer retries until the transaction ends); without
+    /// it, the committed offset is answered as if the transaction did not exist.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, ResponseError> {
+        require_stable: bool,
+    ) -> Result<Vec<(String, Vec<FetchedPartition>)>, ResponseError> {
         self.check_coordinator(group_id)?;
-        let committed = self
-            .get(group_id)
-            .map(|g| lock(&g).offsets.clone())
-            .unwrap_or_default();
+        let group = self.get(group_id);
+        let g = group.as_ref().map(lock);
+        let offsets = g.as_ref().map(|g| &g.offsets);
+        let answer = |key: &(String, i32)| -> Result<Option<CommittedOffset>, ResponseError> {
+            let Some(offsets) = offsets else {
+                return Ok(None);
+            };
+            if require_stable && offsets.is_pending(key) {
+                return Err(ResponseError::UnstableOffsetCommit);
+            }
+            Ok(offsets.get(key).cloned())
+        };
         Ok(match wanted {
             Some(topics) => topics
                 .into_iter()
                 .map(|(t, ps)| {
                     let parts = ps
                         .into_iter()
-                        .map(|p| (p, committed.get(&(t.clone(), p)).cloned()))
+                        .map(|p| (p, answer(&(t.clone(), p))))
                         .collect();
                     (t, parts)
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                    BTreeMap::new();
-                for ((t, p), o) in committed {
-                    by_topic.entry(t).or_default().push((p, Some(o)));
+                let mut by_topic: BTreeMap<String, Vec<FetchedPartition>> = BTreeMap::new();
+                for (key, _) in offsets.into_iter().flat_map(|o| o.committed()) {
+                    by_topic
+                        .entry(key.0.clone())
+                        .or_default()
+                        .push((key.1, answer(key)));
                 }
                 by_topic.into_iter().collect()
             }
@@ -477,13 +616,16 @@ impl GroupCoordinator {
         if !g.is_empty() {
             return Err(ResponseError::NonEmptyGroup);
         }
+        // Pending transactional offsets go too (Kafka writes a tombstone for each
+        // partition that has only a pending one); a later marker finds nothing to complete.
         let mut changes: Vec<Change> = g
             .offsets
             .keys()
+            .into_iter()
             .map(|(t, p)| Change::Offset {
                 group: group_id.to_string(),
                 topic: t.clone(),
-                partition: *p,
+                partition: p,
                 value: None,
             })
             .collect();
@@ -532,7 +674,8 @@ impl GroupCoordinator {
                 if is_subscribed {
                     out.push((p, Some(ResponseError::GroupSubscribedToTopic)));
                 } else {
-                    if g.offsets.remove(&(topic.clone(), p)).is_some() {
+                    // The committed offset and any pending transactional one.
+                    if g.offsets.remove(&(topic.clone(), p)) {
                         changes.push(Change::Offset {
                             group: group_id.to_string(),
                             topic: topic.clone(),
@@ -553,8 +696,65 @@ impl GroupCoordinator {
     /// The marker that ends producer `producer_id`'s transaction was written to
     /// `__consumer_offsets` partition `partition`: its pending transactional offsets become
     /// committed (`commit`) or are dropped.
+    ///
+    /// Call it after the marker is appended: every pending offset of the producer below
+    /// the partition's log end then belongs to the ended transaction. When the partition is
+    /// still loading, the completion is applied once the load finishes (the load may have
+    /// read the log before the marker arrived); a marker both loaded and reported is
+    /// applied once.
     pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
-        let _ = (partition, producer_id, commit);
+        let Some(hosted) = self.partitions.get(OFFSETS_TOPIC, partition) else {
+            return;
+        };
+        let before = hosted.log_reader().log_end_offset();
+        {
+            let mut loading = self.loading();
+            if !loading.loaded.contains(&partition) {
+                loading
+                    .deferred
+                    .entry(partition)
+                    .or_default()
+                    .push((producer_id, commit, before));
+                return;
+            }
+        }
+        self.apply_completion(partition, producer_id, commit, before);
+    }
+
+    /// Completes producer `producer_id`'s pending offsets written before log offset
+    /// `before` in the groups of `partition`.
+    fn apply_completion(&self, partition: i32, producer_id: i64, commit: bool, before: i64) {
+        let n = self.offsets_partitions();
+        let groups: Vec<String> = {
+            let mut open = self.open_txns();
+            let Some(all) = open.get_mut(&producer_id) else {
+                return;
+            };
+            let here: Vec<String> = all
+                .iter()
+                .filter(|id| offsets::partition_for(id, n) == partition)
+                .cloned()
+                .collect();
+            for id in &here {
+                all.remove(id);
+            }
+            if all.is_empty() {
+                open.remove(&producer_id);
+            }
+            here
+        };
+        for id in groups {
+            let Some(group) = self.get(&id) else {
+                continue;
+            };
+            let mut g = lock(&group);
+            if g.offsets.complete(producer_id, commit, before) {
+                tracing::debug!(group = %id, producer_id, commit, "transactional offsets completed");
+            }
+            if g.offsets.pending_producers().any(|p| p == producer_id) {
+                self.open_txns().entry(producer_id).or_default().insert(id);
+            }
+        }
     }
 
     /// Expires sessions and completes joins whose time came. Called periodically.

@@ -20,6 +20,8 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
+use super::offset_store::GroupOffsets;
+
 /// The classic group states, named as Kafka reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -160,7 +162,7 @@ pub struct Group {
     pub pending: HashMap<String, Instant>,
     /// group.instance.id → member id of the static members.
     pub static_members: HashMap<String, String>,
-    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    pub offsets: GroupOffsets,
     /// No join completes before this (Kafka's initial rebalance delay for a new group).
     pub join_not_before: Option<Instant>,
     /// Joins are forced to complete at this time (the largest rebalance timeout).
@@ -191,7 +193,7 @@ impl Group {
             members: BTreeMap::new(),
             pending: HashMap::new(),
             static_members: HashMap::new(),
-            offsets: BTreeMap::new(),
+            offsets: GroupOffsets::default(),
             join_not_before: None,
             rebalance_deadline: None,
             next_seq: 0,
@@ -719,6 +721,28 @@ impl Group {
         self.validate_member(member_id, instance_id, generation)
     }
 
+    /// Checks a TxnOffsetCommit's member fields (KIP-447): they are optional, and checked
+    /// only when one of them is given; without them a transactional commit is accepted even
+    /// while the group has members, and unlike OffsetCommit it is not refused during
+    /// CompletingRebalance (Kafka's classic group with `isTransactional`).
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            return self.validate_member(member_id, instance_id, generation);
+        }
+        Ok(())
+    }
+
     /// Topics the current members subscribe to, when the protocol is "consumer" and the
     /// subscription can be read (for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
     pub fn subscribed_topics(&self) -> Option<Vec<String>> {
@@ -970,6 +994,41 @@ mod tests {
             g.validate_commit(&first, None, 2),
             Err(ResponseError::RebalanceInProgress)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transactional_commits_check_the_member_only_when_one_is_named() {
+        let (mut g, first) = single_member_group();
+        // No member fields (TxnOffsetCommit v0-2, or a producer without group metadata):
+        // accepted although the group has members.
+        assert_eq!(g.validate_txn_commit("", None, -1), Ok(()));
+        assert_eq!(g.validate_txn_commit(&first, None, 1), Ok(()));
+        assert_eq!(
+            g.validate_txn_commit("someone", None, 1),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(
+            g.validate_txn_commit(&first, None, 7),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.validate_txn_commit("", None, 1),
+            Err(ResponseError::UnknownMemberId)
+        );
+        // Not refused while the assignment is handed out, unlike OffsetCommit.
+        let now = Instant::now();
+        let (mut rx2, _) = g.join(join_req(""), now, Duration::ZERO);
+        let (mut rx1, _) = g.join(join_req(&first), now, Duration::ZERO);
+        joined(&mut rx1);
+        joined(&mut rx2);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        assert_eq!(g.validate_txn_commit(&first, None, 2), Ok(()));
+        g.state = GroupState::Dead;
+        assert_eq!(
+            g.validate_txn_commit("", None, -1),
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
+        assert_eq!(Group::new("e").validate_txn_commit("m", None, -1), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,20 +4,32 @@
 //!
 //! One deadline per request. No lock is held across `.await`: each pass reads the logs
 //! synchronously, then the request waits on a `Notify` registered with every partition.
+//!
+//! Isolation (KIP-98): a read_committed consumer (`isolation_level` 1) reads below the last
+//! stable offset and gets the aborted transactions overlapping what it was sent (producer id
+//! and first offset, by first offset), so it can drop their records; read_uncommitted reads
+//! below the high watermark and gets null aborted transactions. Every answer carries the
+//! last stable offset. A follower (replica id >= 0) reads to the log end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{leader_epoch_error, led_here};
 use crate::broker::Broker;
+use crate::log::batch::split_whole_batches;
 use crate::replication::Partition;
+
+/// `isolation_level` of a read_committed consumer.
+const READ_COMMITTED: i8 = 1;
 
 /// One pass over every requested partition.
 struct Pass {
@@ -43,6 +55,7 @@ fn empty_partition(index: i32) -> PartitionData {
 fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
     let image = broker.metadata.image();
     let follower = request.replica_id.0 >= 0;
+    let committed = !follower && request.isolation_level == READ_COMMITTED;
     let mut budget = request.max_bytes.max(0) as usize;
     let mut pass = Pass {
         topics: Vec::with_capacity(request.topics.len()),
@@ -85,21 +98,28 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                     continue;
                 }
             }
+            let last_stable_offset = partition.last_stable_offset();
             let high_watermark = partition.high_watermark();
             let log = partition.log_reader();
             data = data
                 .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
+                .with_last_stable_offset(last_stable_offset)
                 .with_log_start_offset(log.log_start_offset());
             // Kafka sends at least one whole batch only for the first partition with data.
             // The read is planned under the log lock and done without it. Consumers read
-            // below the high watermark; followers up to the log end.
+            // below the high watermark (read_committed: the last stable offset); followers
+            // up to the log end.
+            let bound = if committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
             let plan = if limit == 0 && pass.bytes > 0 {
                 None
             } else if follower {
                 Some(log.plan_read(p.fetch_offset, limit.max(1)))
             } else {
-                Some(log.plan_read_below(p.fetch_offset, limit.max(1), high_watermark))
+                Some(log.plan_read_below(p.fetch_offset, limit.max(1), bound))
             };
             drop(log);
             let result = match plan {
@@ -110,7 +130,12 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
                 Ok(bytes) => {
                     budget = budget.saturating_sub(bytes.len());
                     pass.bytes += bytes.len();
-                    data = data.with_records(Some(bytes));
+                    // Kafka answers null unless the consumer reads committed data.
+                    let aborted =
+                        committed.then(|| aborted_transactions(&partition, p.fetch_offset, &bytes));
+                    data = data
+                        .with_records(Some(bytes))
+                        .with_aborted_transactions(aborted);
                 }
                 Err(e) => {
                     pass.errors = true;
@@ -128,6 +153,33 @@ fn read_all(broker: &Broker, request: &FetchRequest, version: i16) -> Pass {
         );
     }
     pass
+}
+
+/// The aborted transactions a read_committed consumer needs for `bytes`, read from
+/// `fetch_offset`: those ending at or after it and starting below the end of the last
+/// returned batch (Kafka's `addAbortedTransactions`), by first offset.
+fn aborted_transactions(
+    partition: &Partition,
+    fetch_offset: i64,
+    bytes: &[u8],
+) -> Vec<AbortedTransaction> {
+    let upper = match split_whole_batches(bytes) {
+        Ok((headers, _)) => match headers.last() {
+            Some(last) => last.next_offset(),
+            None => return Vec::new(),
+        },
+        Err(_) => return Vec::new(),
+    };
+    partition
+        .log_reader()
+        .aborted_transactions(fetch_offset, upper)
+        .into_iter()
+        .map(|t| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
 }
 
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {

@@ -1,5 +1,6 @@
 //! The consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+//! OffsetCommit, TxnOffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups,
+//! OffsetDelete.
 //! Wire types in and out; the work is in `crate::group`. Fields a version lacks are never
 //! set (kafka-protocol refuses to encode them).
 
@@ -12,6 +13,8 @@ use kafka_protocol::messages::*;
 
 use super::{str_bytes, Context};
 use crate::broker::{now_ms, Broker};
+use crate::group::coordinator::{CommitResults, TxnOffsetCommit};
+use crate::group::offsets::Written;
 use crate::group::state::{CommittedOffset, JoinOutcome, JoinRequest};
 
 fn code(e: Option<ResponseError>) -> i16 {
@@ -232,34 +235,86 @@ pub fn leave(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) -> 
 /// Kafka's `offsets.commit.timeout.ms`: how long a commit waits to be replicated.
 const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The offsets of an OffsetCommit / TxnOffsetCommit request, stamped with `now`.
+fn requested_offsets<'a>(
+    topics: impl Iterator<Item = (&'a str, Vec<(i32, i64, i32, Option<&'a str>)>)>,
+    now: i64,
+) -> Vec<(String, i32, CommittedOffset)> {
+    topics
+        .flat_map(|(topic, partitions)| {
+            partitions
+                .into_iter()
+                .map(move |(p, offset, leader_epoch, metadata)| {
+                    (
+                        topic.to_string(),
+                        p,
+                        CommittedOffset {
+                            offset,
+                            leader_epoch,
+                            metadata: metadata.unwrap_or("").to_string(),
+                            commit_timestamp: now,
+                        },
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The error of `topic`/`partition` in a commit's outcome.
+fn commit_error(
+    result: &Result<CommitResults, ResponseError>,
+    topic: &str,
+    partition: i32,
+) -> Option<ResponseError> {
+    match result {
+        Err(e) => Some(*e),
+        Ok(results) => results
+            .iter()
+            .find(|(t, p, _)| t.as_str() == topic && *p == partition)
+            .and_then(|(_, _, e)| *e),
+    }
+}
+
+/// Waits until a commit's write is replicated (Kafka answers commits written with
+/// acks=all).
+async fn replicated(
+    result: Result<(CommitResults, Option<Written>), ResponseError>,
+) -> Result<CommitResults, ResponseError> {
+    match result {
+        Ok((results, Some(written))) => written
+            .committed(OFFSETS_COMMIT_TIMEOUT)
+            .await
+            .map(|()| results),
+        Ok((results, None)) => Ok(results),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn offset_commit(
     broker: &Arc<Broker>,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let now = now_ms();
-    let offsets: Vec<(String, i32, CommittedOffset)> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
+    let offsets = requested_offsets(
+        request.topics.iter().map(|t| {
+            (
+                t.name.0.as_str(),
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let epoch = if version >= 6 {
                             p.committed_leader_epoch
                         } else {
                             -1
-                        },
-                        metadata: p.committed_metadata.as_deref().unwrap_or("").to_string(),
-                        commit_timestamp: now,
-                    },
-                )
-            })
-        })
-        .collect();
+                        };
+                        let metadata = p.committed_metadata.as_deref();
+                        (p.partition_index, p.committed_offset, epoch, metadata)
+                    })
+                    .collect(),
+            )
+        }),
+        now_ms(),
+    );
     let result = broker.groups.commit(
         request.group_id.0.as_str(),
         request.member_id.as_str(),
@@ -268,14 +323,7 @@ pub async fn offset_commit(
         offsets,
     );
     // Answered once the commit is replicated to the in-sync replicas of its partition.
-    let result = match result {
-        Ok((results, Some(written))) => match written.committed(OFFSETS_COMMIT_TIMEOUT).await {
-            Ok(()) => Ok(results),
-            Err(e) => Err(e),
-        },
-        Ok((results, None)) => Ok(results),
-        Err(e) => Err(e),
-    };
+    let result = replicated(result).await;
     let topics = request
         .topics
         .iter()
@@ -284,15 +332,7 @@ pub async fn offset_commit(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = match &result {
-                        Err(e) => Some(*e),
-                        Ok(results) => results
-                            .iter()
-                            .find(|(topic, idx, _)| {
-                                topic.as_str() == t.name.0.as_str() && *idx == p.partition_index
-                            })
-                            .and_then(|(_, _, e)| *e),
-                    };
+                    let error = commit_error(&result, t.name.0.as_str(), p.partition_index);
                     offset_commit_response::OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code(error))
@@ -306,14 +346,105 @@ pub async fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// TxnOffsetCommit: offsets committed as part of producer's transaction, visible once the
+/// transaction commits. Errors as Kafka answers them: a failed wait for replication is
+/// COORDINATOR_NOT_AVAILABLE (the client finds the coordinator again and retries), and
+/// v0-1 clients get COORDINATOR_NOT_AVAILABLE for COORDINATOR_LOAD_IN_PROGRESS, which
+/// producers before Kafka 2.0 do not know.
+pub async fn txn_offset_commit(
+    broker: &Arc<Broker>,
+    request: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let offsets = requested_offsets(
+        request.topics.iter().map(|t| {
+            (
+                t.name.0.as_str(),
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let epoch = if version >= 2 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        };
+                        let metadata = p.committed_metadata.as_deref();
+                        (p.partition_index, p.committed_offset, epoch, metadata)
+                    })
+                    .collect(),
+            )
+        }),
+        now_ms(),
+    );
+    let (member_id, instance_id, generation) = if version >= 3 {
+        (
+            request.member_id.to_string(),
+            request.group_instance_id.as_ref().map(|s| s.to_string()),
+            request.generation_id,
+        )
+    } else {
+        (String::new(), None, -1)
+    };
+    let result = broker.groups.txn_offset_commit(TxnOffsetCommit {
+        group_id: request.group_id.0.to_string(),
+        producer_id: request.producer_id.0,
+        producer_epoch: request.producer_epoch,
+        member_id,
+        instance_id,
+        generation,
+        offsets,
+    });
+    let result = replicated(result).await.map_err(|e| match e {
+        ResponseError::RequestTimedOut | ResponseError::NotEnoughReplicasAfterAppend => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        ResponseError::CoordinatorLoadInProgress if version < 2 => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        e => e,
+    });
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = commit_error(&result, t.name.0.as_str(), p.partition_index);
+                    txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code(error))
+                })
+                .collect();
+            txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// What OffsetFetch answers for one partition: offset, leader epoch, metadata, error.
+fn fetched(o: Result<Option<CommittedOffset>, ResponseError>) -> (i64, i32, String, i16) {
+    match o {
+        Ok(Some(o)) => (o.offset, o.leader_epoch, o.metadata, 0),
+        Ok(None) => (-1, -1, String::new(), 0),
+        Err(e) => (-1, -1, String::new(), e.code()),
+    }
+}
 
 pub fn offset_fetch(
     broker: &Arc<Broker>,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let fetch = |group: &str, wanted: Wanted| broker.groups.fetch_offsets(group, wanted);
+    // require_stable (v7+): UNSTABLE_OFFSET_COMMIT for partitions of open transactions.
+    let require_stable = version >= 7 && request.require_stable;
+    let fetch =
+        |group: &str, wanted: Wanted| broker.groups.fetch_offsets(group, wanted, require_stable);
     if version >= 8 {
         let groups = request
             .groups
@@ -324,33 +455,29 @@ pub fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let r = offset_fetch_response::OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                let r = offset_fetch_response::OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone());
                 match fetch(g.group_id.0.as_str(), wanted) {
                     Err(e) => r.with_error_code(e.code()),
                     Ok(topics) => r.with_topics(
                         topics
                             .into_iter()
                             .map(|(t, parts)| {
+                                let partitions = parts
+                                    .into_iter()
+                                    .map(|(p, o)| {
+                                        let (offset, epoch, metadata, error) = fetched(o);
+                                        offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(str_bytes(metadata)))
+                                            .with_error_code(error)
+                                    })
+                                    .collect();
                                 offset_fetch_response::OffsetFetchResponseTopics::default()
                                     .with_name(TopicName(str_bytes(t)))
-                                    .with_partitions(
-                                        parts
-                                            .into_iter()
-                                            .map(|(p, o)| {
-                                                let o = o.unwrap_or(CommittedOffset {
-                                                    offset: -1,
-                                                    leader_epoch: -1,
-                                                    metadata: String::new(),
-                                                    commit_timestamp: -1,
-                                                });
-                                                offset_fetch_response::OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(o.offset)
-                                                    .with_committed_leader_epoch(o.leader_epoch)
-                                                    .with_metadata(Some(str_bytes(o.metadata)))
-                                            })
-                                            .collect(),
-                                    )
+                                    .with_partitions(partitions)
                             })
                             .collect(),
                     ),
@@ -376,25 +503,25 @@ pub fn offset_fetch(
             topics
                 .into_iter()
                 .map(|(t, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(p, o)| {
+                            let (offset, epoch, metadata, error) = fetched(o);
+                            let mut r =
+                                offset_fetch_response::OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_metadata(Some(str_bytes(metadata)))
+                                    .with_error_code(error);
+                            if version >= 5 {
+                                r = r.with_committed_leader_epoch(epoch);
+                            }
+                            r
+                        })
+                        .collect();
                     offset_fetch_response::OffsetFetchResponseTopic::default()
                         .with_name(TopicName(str_bytes(t)))
-                        .with_partitions(
-                            parts
-                                .into_iter()
-                                .map(|(p, o)| {
-                                    let mut r = offset_fetch_response::OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
-                                        .with_metadata(Some(str_bytes(
-                                            o.as_ref().map(|o| o.metadata.clone()).unwrap_or_default(),
-                                        )));
-                                    if version >= 5 {
-                                        r = r.with_committed_leader_epoch(o.as_ref().map_or(-1, |o| o.leader_epoch));
-                                    }
-                                    r
-                                })
-                                .collect(),
-                        )
+                        .with_partitions(partitions)
                 })
                 .collect(),
         ),

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+) and lookup by
-//! timestamp through the time index.
+//! timestamp through the time index. Under read_committed (`isolation_level` 1, v2+) the
+//! latest offset is the last stable offset and lookups never point at or past it, as in
+//! Kafka.
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ use crate::broker::Broker;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// `isolation_level` of a read_committed consumer.
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -22,6 +26,7 @@ pub fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let image = broker.metadata.image();
+    let committed = request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -47,8 +52,13 @@ pub fn handle(
                         }
                     }
                     // Clients see only committed records: the latest offset is the high
-                    // watermark, and lookups never point at or past it.
-                    let high_watermark = partition.high_watermark();
+                    // watermark (read_committed: the last stable offset), and lookups never
+                    // point at or past it.
+                    let high_watermark = if committed {
+                        partition.last_stable_offset()
+                    } else {
+                        partition.high_watermark()
+                    };
                     let log = partition.log_reader();
                     let found = match p.timestamp {
                         LATEST => Some((high_watermark, -1)),

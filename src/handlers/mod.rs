@@ -9,6 +9,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod delete_records;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -18,6 +19,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod quorum;
 mod topics;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,6 +109,9 @@ pub async fn dispatch(
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(groups::offset_commit(broker, r, version).await)
         }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(groups::txn_offset_commit(broker, r, version).await)
+        }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
         }
@@ -121,6 +126,12 @@ pub async fn dispatch(
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(groups::offset_delete(broker, r, version))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r, version).await)
         }
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(quorum::describe(broker, r, version))

@@ -16,6 +16,14 @@
 //! batch it already holds is answered NONE with the original base offset (and append time),
 //! as Kafka does, and is not written again; OUT_OF_ORDER_SEQUENCE_NUMBER and
 //! INVALID_PRODUCER_EPOCH are set on the partition like any other log error.
+//!
+//! Transactional producers (KIP-98): a request with transactional batches must name its
+//! `transactional_id` (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request, as
+//! Kafka's KafkaApis answers); a transactional batch must carry a producer id and a client
+//! may not send control batches (INVALID_RECORD, from the batch checks). Before a
+//! transactional batch is appended, [`verify_transactional`] asks whether the partition is
+//! in the producer's transaction (KIP-890 part 1). The log opens the transaction at the
+//! batch and refuses a plain batch inside an open one (INVALID_TXN_STATE).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +38,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{led_here, str_bytes};
 use crate::broker::{now_ms, Broker};
 use crate::config::topic::TopicSettings;
-use crate::log::batch::validate_producer_batches;
+use crate::log::batch::{parse_header, validate_producer_batches};
 use crate::log::validate::{self, RecordRules};
 use crate::log::BatchHeader;
 use crate::metadata::MetadataImage;
@@ -71,6 +79,7 @@ pub async fn handle(
     let acks = request.acks;
     let image = broker.metadata.image();
     let refuse_all = refusal(&request);
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut commits: Vec<PendingCommit> = Vec::new();
@@ -104,6 +113,17 @@ pub async fn handle(
                     continue;
                 }
             };
+            if let Some(id) = &transactional_id {
+                if checked.headers.iter().any(|h| h.is_transactional()) {
+                    if let Err((error, message)) =
+                        verify_transactional(broker, id, name, &checked.partition, &checked.headers)
+                            .await
+                    {
+                        partitions.push(partition_error(index, error.code(), message));
+                        continue;
+                    }
+                }
+            }
             let min_insync = settings.as_ref().map_or(1, |s| s.min_insync_replicas);
             match append(name, index, checked, (acks == -1).then_some(min_insync)) {
                 Ok((response, commit)) => {
@@ -140,19 +160,59 @@ fn refusal(request: &ProduceRequest) -> Option<(i16, String)> {
             ResponseError::InvalidRequiredAcks.code(),
             "acks must be -1 (all), 0 or 1".to_string(),
         ))
-    } else if request.transactional_id.is_some() {
+    } else if request.transactional_id.is_none() && has_transactional_records(request) {
+        // Kafka's KafkaApis: transactional records need an (authorized) transactional id.
         Some((
             ResponseError::TransactionalIdAuthorizationFailed.code(),
-            "transactions are not supported by this broker".to_string(),
+            "the request carries transactional batches but no transactional id; a \
+             transactional producer must send its transactional.id"
+                .to_string(),
         ))
     } else {
         None
     }
 }
 
+/// Whether any partition's first batch is transactional (Kafka's
+/// `ProduceRequest.hasTransactionalRecords`, which looks at the first batch too).
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_deref()
+                .and_then(|r| parse_header(r).ok())
+                .is_some_and(|h| h.is_transactional())
+        })
+    })
+}
+
+/// KIP-890 part 1: before a transactional batch of `transactional_id` is appended to
+/// `partition` of `topic` (led here), check with the transaction coordinator that the
+/// partition is in the producer's ongoing transaction; refuse with the error (and message)
+/// to put on the partition, INVALID_TXN_STATE when it is not. `headers` are the validated
+/// batches (producer id and epoch in them). Only called for requests with a transactional id
+/// and transactional batches.
+///
+/// Filled by the marker-delivery part (ask the coordinator with AddPartitionsToTxn v4+
+/// `verify_only`, skipping the call when the producer already has an open transaction in
+/// the partition: `partition.log_reader().producer_state().entry(pid)` and its
+/// `current_txn_first_offset`). Until then every transactional batch is accepted, as a
+/// broker without KIP-890 does.
+async fn verify_transactional(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    topic: &str,
+    partition: &Arc<Partition>,
+    headers: &[BatchHeader],
+) -> Result<(), (ResponseError, Option<String>)> {
+    let _ = (broker, transactional_id, topic, partition, headers);
+    Ok(())
+}
+
 /// Step 1: the partition is led here and its batches pass the header-level checks (magic,
-/// CRC, counts, size, codec for the request version, no transactional batches), then the
-/// topic's record rules (keys on a compacted topic; rebuilt in the topic's codec).
+/// CRC, counts, size, codec for the request version, no control batch, a producer id on a
+/// transactional batch), then the topic's record rules (keys on a compacted topic; rebuilt
+/// in the topic's codec).
 fn validate(
     broker: &Broker,
     image: &MetadataImage,
@@ -187,12 +247,6 @@ fn validate(
         return Err(refuse(
             ResponseError::UnsupportedCompressionType.code(),
             Some("zstd compression needs Produce v7 or later".into()),
-        ));
-    }
-    if headers.iter().any(|h| h.is_transactional()) {
-        return Err(refuse(
-            ResponseError::InvalidRecord.code(),
-            Some("transactional batches are not supported by this broker".into()),
         ));
     }
     let rules = RecordRules::new(

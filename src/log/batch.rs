@@ -363,8 +363,8 @@ pub fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
 ///   the CRC as Kafka does);
 /// - CRC-32C ([`BatchError::CorruptMessage`]);
 /// - `baseOffset` 0, `recordsCount > 0` and equal to `lastOffsetDelta + 1`, not a control
-///   batch, and a non-negative base sequence when a producer id is set
-///   ([`BatchError::InvalidRecord`]);
+///   batch, a producer id when transactional, and a non-negative base sequence when a
+///   producer id is set ([`BatchError::InvalidRecord`]);
 /// - a known compression codec ([`BatchError::CorruptMessage`]).
 ///
 /// Returns the parsed headers in order. Per-record checks (record offset deltas, timestamp
@@ -493,6 +493,14 @@ fn check_producer_rules(h: &BatchHeader, position: usize) -> Result<(), BatchErr
             position,
             "clients may not write control batches; only the transaction coordinator writes \
              transaction markers",
+        ));
+    }
+    if h.is_transactional() && !h.has_producer_id() {
+        // Kafka's LogValidator: a transactional batch needs the producer id of its
+        // transaction.
+        return Err(BatchError::invalid(
+            position,
+            "it is transactional but has no producer id; a transactional producer must send              the producer id InitProducerId gave it",
         ));
     }
     if h.has_producer_id() && h.base_sequence < 0 {

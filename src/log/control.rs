@@ -6,8 +6,9 @@
 //! `version i16 (0), type i16 (0 abort, 1 commit)` and whose value is
 //! `version i16 (0), coordinator_epoch i32`, all big endian, as Kafka encodes them.
 
-use super::batch::{ATTR_CONTROL, ATTR_TRANSACTIONAL};
+use super::batch::{BatchHeader, ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_SIZE};
 use super::builder::RecordBatchBuilder;
+use super::varint::read_zigzag;
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,38 @@ pub fn parse_marker(key: &[u8], value: &[u8]) -> Option<Marker> {
     })
 }
 
+/// The marker in a whole control batch (`batch`, described by `h`): its first record's key
+/// and value. `None` for a batch without records (the cleaner may leave one), a compressed
+/// one (markers are written uncompressed) or a record that is not a marker.
+pub fn parse_marker_batch(batch: &[u8], h: &BatchHeader) -> Option<Marker> {
+    if !h.is_control() || h.records_count < 1 || h.compression() != 0 {
+        return None;
+    }
+    let body = batch.get(..h.total_size().min(batch.len()))?;
+    let mut pos = HEADER_SIZE;
+    let length = usize::try_from(read_zigzag(body, &mut pos, 5)?).ok()?;
+    let end = pos.checked_add(length).filter(|e| *e <= body.len())?;
+    let record = &body[..end];
+    pos += 1; // attributes
+    read_zigzag(record, &mut pos, 10)?; // timestamp delta
+    read_zigzag(record, &mut pos, 5)?; // offset delta
+    let key_len = usize::try_from(read_zigzag(record, &mut pos, 5)?).ok()?;
+    let key = record.get(pos..pos.checked_add(key_len)?)?;
+    pos += key_len;
+    let value_len = usize::try_from(read_zigzag(record, &mut pos, 5)?).ok()?;
+    let value = record.get(pos..pos.checked_add(value_len)?)?;
+    parse_marker(key, value)
+}
+
+/// A control record's type as text, for the dump tool.
+pub fn describe(marker: &Marker) -> String {
+    let kind = match marker.control {
+        ControlType::Abort => "ABORT",
+        ControlType::Commit => "COMMIT",
+    };
+    format!("{kind} coordinatorEpoch: {}", marker.coordinator_epoch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +134,9 @@ mod tests {
         let m = parse_marker(r.key.as_ref().unwrap(), r.value.as_ref().unwrap()).unwrap();
         assert_eq!(m.control, ControlType::Commit);
         assert_eq!(m.coordinator_epoch, 7);
+        let raw = marker_batch(42, 3, 9, ControlType::Abort, 1_000);
+        let m = parse_marker_batch(&raw, &parse_header(&raw).unwrap()).unwrap();
+        assert_eq!((m.control, m.coordinator_epoch), (ControlType::Abort, 9));
+        assert!(parse_marker_batch(&raw[..raw.len() - 2], &parse_header(&raw).unwrap()).is_none());
     }
 }

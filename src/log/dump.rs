@@ -1,6 +1,9 @@
 //! The `dump-log` tool: prints every batch and index entry of a partition directory or of
-//! one `.log`, `.index` or `.timeindex` file, and checks them (after Kafka's
-//! `DumpLogSegments`).
+//! one `.log`, `.index`, `.timeindex` or `.txnindex` file, and checks them (after Kafka's
+//! `DumpLogSegments`). Transactional and control batches say so, a transaction marker
+//! prints its type and coordinator epoch (`endTxnMarker: COMMIT coordinatorEpoch: 3`), the
+//! aborted-transaction index prints its entries, and snapshots print each producer's
+//! coordinator epoch and open transaction.
 //!
 //! Checks: each batch's structure and CRC-32C; offsets increasing inside a segment and from
 //! one segment to the next (gaps are normal in a compacted log); every `.index` entry at a batch start with that batch's last
@@ -28,6 +31,7 @@ use super::partition_log::{CLEANER_CHECKPOINT_FILE, LOG_START_OFFSET_FILE};
 use super::producer_state;
 use super::scan::{BatchScanner, ScanError, LARGE_CHUNK};
 use super::segment::{file_name, parse_file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::txn_index::{self, TXN_INDEX_SUFFIX};
 
 /// True for the preallocated, still unused index file of an active segment: more than one
 /// entry, all zero (a real first entry of zeros is a whole trimmed file of one entry).
@@ -65,6 +69,7 @@ struct Parts {
     log: bool,
     index: bool,
     time_index: bool,
+    txn_index: bool,
 }
 
 /// Dumps `path`: a partition directory, or a single `.log`, `.index` or `.timeindex` file.
@@ -90,6 +95,7 @@ pub fn dump_path(path: &Path, out: &mut impl Write) -> Result<DumpSummary, LogEr
         log: suffix == LOG_SUFFIX,
         index: suffix == INDEX_SUFFIX,
         time_index: suffix == TIME_INDEX_SUFFIX,
+        txn_index: suffix == TXN_INDEX_SUFFIX,
     };
     d.dump_segment(dir, base, parts)?;
     Ok(d.summary)
@@ -153,6 +159,7 @@ impl<W: Write> Dumper<'_, W> {
             log: true,
             index: true,
             time_index: true,
+            txn_index: true,
         };
         let mut prev_next: Option<i64> = None;
         for base in logs {
@@ -229,9 +236,12 @@ impl<W: Write> Dumper<'_, W> {
                             })
                             .collect();
                         self.line(format_args!(
-                            "  producerId: {id} producerEpoch: {} lastUpdateMs: {} batches: [{}]",
+                            "  producerId: {id} producerEpoch: {} lastUpdateMs: {} \
+                             coordinatorEpoch: {} currentTxnFirstOffset: {} batches: [{}]",
                             e.epoch,
                             e.last_update_ms,
+                            e.coordinator_epoch,
+                            e.current_txn_first_offset.unwrap_or(-1),
                             batches.join(", ")
                         ))?;
                     }
@@ -282,8 +292,32 @@ impl<W: Write> Dumper<'_, W> {
             .metadata()
             .map_err(|e| LogError::io("inspect", &log_path, e))?
             .len();
+        if parts.txn_index {
+            self.dump_txn_index(&dir.join(file_name(base, TXN_INDEX_SUFFIX)))?;
+        }
         let checker = EntryChecker::new(offset_entries, time_entries);
         self.scan_log(&file, &log_path, base, size, parts.log, checker)
+    }
+
+    /// Prints the entries of a `.txnindex` file (absent: no aborted transaction there).
+    fn dump_txn_index(&mut self, path: &Path) -> Result<(), LogError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(LogError::io("read", path, e)),
+        };
+        self.line(format_args!("Dumping {}", path.display()))?;
+        let (entries, damage) = txn_index::parse(&bytes);
+        for e in entries {
+            self.line(format_args!(
+                "version: 0 producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+                e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset
+            ))?;
+        }
+        if let Some(why) = damage {
+            self.error(format!("{}: {why}", path.display()))?;
+        }
+        Ok(())
     }
 
     fn scan_log(
@@ -304,15 +338,20 @@ impl<W: Write> Dumper<'_, W> {
         let mut scanner = BatchScanner::new(file, 0, size, LARGE_CHUNK);
         let (mut first, mut next): (Option<i64>, Option<i64>) = (None, None);
         loop {
-            let (pos, h, crc_ok, tombstones) = match scanner.next_batch_unverified() {
+            let (pos, h, crc_ok, tombstones, marker) = match scanner.next_batch_unverified() {
                 Ok(Some((pos, h, bytes))) => {
                     let ok = super::batch::crc_matches(bytes, &h);
                     (
                         pos,
                         h,
                         ok,
-                        if print {
+                        if print && !h.is_control() {
                             count_tombstones(bytes, &h)
+                        } else {
+                            None
+                        },
+                        if print {
+                            super::control::parse_marker_batch(bytes, &h)
                         } else {
                             None
                         },
@@ -331,7 +370,7 @@ impl<W: Write> Dumper<'_, W> {
                 Err(ScanError::Io(e)) => return Err(LogError::io("read", log_path, e)),
             };
             if print {
-                self.print_batch(pos, &h, crc_ok, tombstones)?;
+                self.print_batch(pos, &h, crc_ok, tombstones, marker)?;
                 self.summary.batches += 1;
             }
             if !crc_ok {
@@ -378,6 +417,7 @@ impl<W: Write> Dumper<'_, W> {
         h: &BatchHeader,
         crc_ok: bool,
         tombstones: Option<usize>,
+        marker: Option<super::control::Marker>,
     ) -> Result<(), LogError> {
         let codec = match h.compression() {
             0 => "none",
@@ -396,7 +436,7 @@ impl<W: Write> Dumper<'_, W> {
             "baseOffset: {} lastOffset: {} count: {} position: {pos} size: {} \
              partitionLeaderEpoch: {} magic: {} crc: {} crcValid: {crc_ok} compresscodec: {codec} \
              isTransactional: {} isControl: {} {ts_type}: {} baseTimestamp: {} producerId: {} \
-             producerEpoch: {} baseSequence: {}{}{}",
+             producerEpoch: {} baseSequence: {}{}{}{}",
             h.base_offset,
             h.last_offset(),
             h.records_count,
@@ -416,7 +456,11 @@ impl<W: Write> Dumper<'_, W> {
                 format!(" deleteHorizonMs: {}", h.base_timestamp)
             } else {
                 String::new()
-            }
+            },
+            marker.map_or(String::new(), |m| format!(
+                " endTxnMarker: {}",
+                super::control::describe(&m)
+            ))
         ))
     }
 
@@ -630,6 +674,58 @@ mod tests {
         assert!(text.contains("offset: "));
         assert!(text.contains("timestamp: "));
         assert!(text.contains("epoch: 1 startOffset: 0"));
+    }
+
+    #[test]
+    fn dump_shows_transactional_batches_markers_and_the_aborted_index() {
+        use crate::log::partition_log::LogConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let mut b = crate::log::RecordBatchBuilder::new()
+            .producer(7, 2, 0)
+            .attributes(crate::log::batch::ATTR_TRANSACTIONAL);
+        b.push(1_000, Some(b"k"), Some(b"v"), &[]);
+        let bytes = b.build();
+        let hs = crate::log::validate_producer_batches(&bytes, 1 << 20).unwrap();
+        log.append(&bytes, &hs, 0, 1_000).unwrap();
+        let marker = crate::log::control::marker_batch(
+            7,
+            2,
+            5,
+            crate::log::control::ControlType::Abort,
+            1_000,
+        );
+        let h = crate::log::parse_header(&marker).unwrap();
+        log.append_from(
+            &marker,
+            &[h],
+            0,
+            1_000,
+            crate::log::producer_state::AppendOrigin::Coordinator,
+        )
+        .unwrap();
+        log.close().unwrap();
+        let (summary, text) = dump(dir.path());
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        assert!(
+            text.contains("isTransactional: true isControl: false"),
+            "{text}"
+        );
+        assert!(text.contains("isControl: true"), "{text}");
+        assert!(
+            text.contains("endTxnMarker: ABORT coordinatorEpoch: 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("producerId: 7 firstOffset: 0 lastOffset: 1 lastStableOffset: 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("coordinatorEpoch: 5 currentTxnFirstOffset: -1"),
+            "{text}"
+        );
+        let (_, one) = dump(&dir.path().join("00000000000000000000.txnindex"));
+        assert!(one.contains("lastStableOffset: 2"), "{one}");
     }
 
     #[test]

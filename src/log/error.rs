@@ -127,6 +127,33 @@ pub enum LogError {
         current_epoch: i16,
     },
 
+    /// A transaction marker carries an older coordinator epoch than the producer's last one.
+    #[error(
+        "refused a transaction marker for producer {producer_id} in {}: its coordinator epoch \
+         {coordinator_epoch} is older than epoch {current} of the last marker, so a newer \
+         transaction coordinator has taken over; the old coordinator must stop",
+        dir.display()
+    )]
+    TransactionCoordinatorFenced {
+        dir: PathBuf,
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+
+    /// A producer with an open transaction sent a non-transactional batch.
+    #[error(
+        "refused a non-transactional batch from producer {producer_id} at offset {offset} in \
+         {}: the producer has an open transaction in this partition, so it must write \
+         transactional batches until the transaction ends",
+        dir.display()
+    )]
+    InvalidTxnState {
+        dir: PathBuf,
+        producer_id: i64,
+        offset: i64,
+    },
+
     /// A `LogConfig` value is out of range.
     #[error("invalid log configuration: {0}; fix the topic or broker configuration")]
     InvalidConfig(String),
@@ -164,7 +191,7 @@ pub enum LogError {
 
     /// `dump_path` was given something that is neither a partition directory nor a log file.
     #[error(
-        "{} is not a partition directory nor a .log, .index or .timeindex file; pass one of those",
+        "{} is not a partition directory nor a .log, .index, .timeindex or .txnindex file; pass one of those",
         path.display()
     )]
     NotALogPath {
@@ -192,6 +219,10 @@ impl LogError {
             LogError::StaleLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::TransactionCoordinatorFenced { .. } => {
+                ResponseError::TransactionCoordinatorFenced
+            }
+            LogError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
             LogError::Closed { .. } => ResponseError::NotLeaderOrFollower,
             LogError::Io { .. } | LogError::Offline { .. } | LogError::Corrupt { .. } => {
                 ResponseError::KafkaStorageError

@@ -10,11 +10,12 @@
 //! - [`scan`]: sequential batch walk over a `.log` file with positioned reads.
 //! - [`index`]: memory-mapped sparse offset and time indexes (Kafka's formats), one generic
 //!   index type over their two entry types.
-//! - [`segment`]: one `.log` + `.index` + `.timeindex`.
+//! - [`segment`]: one `.log` + `.index` + `.timeindex` + `.txnindex`.
+//! - [`txn_index`]: the aborted-transaction index of a segment (Kafka's `.txnindex`).
 //! - [`recovery`]: opening a directory after a clean or unclean stop.
 //! - [`epoch_cache`]: the leader epoch history and `leader-epoch-checkpoint`.
-//! - [`producer_state`]: idempotent-producer epochs, sequences and duplicate detection, with
-//!   `.snapshot` files.
+//! - [`producer_state`]: idempotent-producer epochs, sequences and duplicate detection, the
+//!   open transactions and the last stable offset, with `.snapshot` files.
 //! - [`control`]: transaction markers (control batches): encode and decode.
 //! - [`checkpoint`]: atomic writes of small control files.
 //! - [`config`]: [`LogConfig`] and [`FlushPolicy`] with Kafka's defaults.
@@ -49,6 +50,7 @@ pub mod scan;
 pub mod segment;
 #[cfg(test)]
 mod test_util;
+pub mod txn_index;
 pub mod validate;
 pub mod varint;
 

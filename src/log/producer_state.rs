@@ -1,7 +1,10 @@
-//! Idempotent-producer state of one partition: per producer id, the producer epoch and the
-//! sequence ranges and offsets of its last [`BATCHES_TO_RETAIN`] batches, after Apache Kafka's
-//! `ProducerStateManager` / `ProducerStateEntry` / `ProducerAppendInfo`. Owned by
-//! `PartitionLog`, which calls it under the log lock.
+//! Idempotent and transactional producer state of one partition: per producer id, the
+//! producer epoch, the sequence ranges and offsets of its last [`BATCHES_TO_RETAIN`] batches,
+//! the coordinator epoch of its last transaction marker and the first offset of its open
+//! transaction; and for the partition, the open transactions ordered by first offset and the
+//! completed ones not yet below the high watermark, which give the first unstable offset.
+//! After Apache Kafka's `ProducerStateManager` / `ProducerStateEntry` /
+//! `ProducerAppendInfo`. Owned by `PartitionLog`, which calls it under the log lock.
 //!
 //! Rules applied to a client append ([`ProducerStateManager::check_append`]), in Kafka's
 //! order, per batch that carries a producer id:
@@ -13,6 +16,21 @@
 //!    yet; the same epoch must continue at `last sequence + 1` (0 after `i32::MAX`), unless
 //!    the entry has no epoch; otherwise [`LogError::OutOfOrderSequence`]. A producer without
 //!    an entry may start at any sequence (KIP-360: its earlier batches may be gone).
+//! 4. Transactions: a data batch of a producer with an open transaction must be
+//!    transactional ([`LogError::InvalidTxnState`]); a transactional batch of a producer
+//!    without one opens one at its first offset.
+//!
+//! A transaction marker (control batch, written by the coordinator's WriteTxnMarkers) is
+//! checked like Kafka's `appendEndTxnMarker`: a marker epoch older than the producer's is
+//! [`LogError::InvalidProducerEpoch`], a coordinator epoch older than the producer's last one
+//! [`LogError::TransactionCoordinatorFenced`]. It ends the open transaction (a
+//! [`CompletedTxn`]; an ABORT one goes to the segment's `.txnindex`), takes the marker's
+//! epochs, and is harmless without an open transaction (written, nothing completed).
+//! Replicated and replayed batches get no checks: the leader did them.
+//!
+//! First unstable offset (Kafka's `firstUnstableOffset`): the smallest first offset of an
+//! open transaction, or of a completed one whose marker the high watermark has not passed yet
+//! (`unreplicatedTxns`); the last stable offset is that, at most the high watermark.
 //!
 //! Invariants:
 //! - The in-memory state equals what replaying every batch of the log up to the log end
@@ -28,10 +46,12 @@
 //!
 //! Snapshot format (this broker's own; Kafka's snapshot keeps only the last batch per
 //! producer, which would lose four of the five batches a retry may repeat), big endian:
-//! `version u16 (1)`, `crc u32` (CRC-32C of everything after it), `offset i64`,
+//! `version u16 (2)`, `crc u32` (CRC-32C of everything after it), `offset i64`,
 //! `count i32`, then per producer `producer_id i64`, `epoch i16`, `last_update_ms i64`,
-//! `batches u8`, and per batch `first_seq i32`, `last_seq i32`, `first_offset i64`,
-//! `last_offset i64`, `max_timestamp i64`.
+//! `coordinator_epoch i32`, `current_txn_first_offset i64` (-1: none), `batches u8`, and per
+//! batch `first_seq i32`, `last_seq i32`, `first_offset i64`, `last_offset i64`,
+//! `max_timestamp i64`. Version 1 (no coordinator epoch and transaction offset) is still
+//! read; its producers have no open transaction.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
@@ -39,6 +59,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch::BatchHeader;
 use super::checkpoint;
+use super::control::{parse_marker_batch, ControlType, Marker};
 use super::error::LogError;
 use super::scan::{BatchScanner, ScanError, SMALL_CHUNK};
 use super::segment::{file_name, Segment};
@@ -58,10 +79,13 @@ pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 /// The sequence of an entry without batches (Kafka's `RecordBatch.NO_SEQUENCE`).
 pub const NO_SEQUENCE: i32 = -1;
+/// The coordinator epoch of an entry that has seen no marker.
+pub const NO_COORDINATOR_EPOCH: i32 = -1;
 
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 const SNAPSHOT_HEADER: usize = 2 + 4 + 8 + 4;
-const PRODUCER_FIXED: usize = 8 + 2 + 8 + 1;
+const PRODUCER_FIXED_V1: usize = 8 + 2 + 8 + 1;
+const PRODUCER_FIXED: usize = PRODUCER_FIXED_V1 + 4 + 8;
 const BATCH_SIZE: usize = 4 + 4 + 8 + 8 + 8;
 
 /// `seq + by` with Kafka's wrap-around: after `i32::MAX` comes 0
@@ -103,6 +127,11 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Broker time of the last batch (or of the load, for batches replayed at open).
     pub last_update_ms: i64,
+    /// The coordinator epoch of the producer's last transaction marker, or
+    /// [`NO_COORDINATOR_EPOCH`].
+    pub coordinator_epoch: i32,
+    /// The first offset of the producer's open transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -111,7 +140,14 @@ impl ProducerEntry {
             epoch: NO_PRODUCER_EPOCH,
             batches: VecDeque::new(),
             last_update_ms: 0,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
         }
+    }
+
+    /// The max timestamp of the last batch, or -1.
+    pub fn last_timestamp(&self) -> i64 {
+        self.batches.back().map_or(-1, |b| b.max_timestamp)
     }
 
     /// The last sequence appended under the current epoch, or [`NO_SEQUENCE`].
@@ -147,6 +183,15 @@ impl ProducerEntry {
     }
 }
 
+/// What a producer batch is, for the transaction bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchKind {
+    /// Records; `transactional` when the batch has the transactional attribute.
+    Data { transactional: bool },
+    /// A transaction marker.
+    Marker(Marker),
+}
+
 /// The producer fields of one batch and the offsets the log gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerBatch {
@@ -154,18 +199,34 @@ pub struct ProducerBatch {
     pub producer_id: i64,
     /// The producer epoch.
     pub epoch: i16,
-    /// Sequences, offsets and max timestamp.
+    /// Sequences, offsets and max timestamp (a marker has sequence -1 and one offset).
     pub meta: BatchMetadata,
+    /// Data or marker.
+    pub kind: BatchKind,
 }
 
 impl ProducerBatch {
     /// The producer fields of a batch whose first record gets `first_offset` and whose
-    /// stored max timestamp is `max_timestamp`; `None` for batches without a producer id
-    /// and for control batches (transaction markers carry no sequence).
-    pub fn of(h: &BatchHeader, first_offset: i64, max_timestamp: i64) -> Option<ProducerBatch> {
-        if !h.has_producer_id() || h.is_control() {
+    /// stored max timestamp is `max_timestamp`; `batch` is the whole batch (a marker's
+    /// record is read from it). `None` for batches without a producer id, and for a control
+    /// batch without a readable marker (an empty one the cleaner left, or an unknown control
+    /// type, which Kafka ignores too).
+    pub fn of(
+        h: &BatchHeader,
+        batch: &[u8],
+        first_offset: i64,
+        max_timestamp: i64,
+    ) -> Option<ProducerBatch> {
+        if !h.has_producer_id() {
             return None;
         }
+        let kind = if h.is_control() {
+            BatchKind::Marker(parse_marker_batch(batch, h)?)
+        } else {
+            BatchKind::Data {
+                transactional: h.is_transactional(),
+            }
+        };
         let delta = h.last_offset_delta.max(0);
         Some(ProducerBatch {
             producer_id: h.producer_id,
@@ -177,12 +238,40 @@ impl ProducerBatch {
                 last_offset: first_offset + i64::from(delta),
                 max_timestamp,
             },
+            kind,
         })
     }
 
-    /// The producer fields of a batch already in the log.
-    pub fn stored(h: &BatchHeader) -> Option<ProducerBatch> {
-        ProducerBatch::of(h, h.base_offset, h.max_timestamp)
+    /// The producer fields of a batch already in the log (`batch` is its bytes).
+    pub fn stored(h: &BatchHeader, batch: &[u8]) -> Option<ProducerBatch> {
+        ProducerBatch::of(h, batch, h.base_offset, h.max_timestamp)
+    }
+}
+
+/// A transaction a marker ended (Kafka's `CompletedTxn`), with the partition's last stable
+/// offset right after it (what the `.txnindex` entry of an aborted one records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch.
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    pub aborted: bool,
+    /// Kafka's `lastStableOffset(completedTxn)`: the first offset of the earliest other open
+    /// transaction, else one past the marker.
+    pub last_stable_offset: i64,
+}
+
+impl CompletedTxn {
+    /// The `.txnindex` entry of an aborted transaction.
+    pub fn aborted_entry(&self) -> Option<super::txn_index::AbortedTxn> {
+        self.aborted.then_some(super::txn_index::AbortedTxn {
+            producer_id: self.producer_id,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            last_stable_offset: self.last_stable_offset,
+        })
     }
 }
 
@@ -208,6 +297,10 @@ pub enum Checked {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PendingUpdate {
     producers: Vec<(i64, Pending)>,
+    /// Transactions the append opens: (producer id, first offset), in log order.
+    started: Vec<(i64, i64)>,
+    /// Transactions its markers end: (producer id, first offset, marker offset, aborted).
+    completed: Vec<(i64, i64, i64, bool)>,
 }
 
 impl PendingUpdate {
@@ -217,19 +310,26 @@ impl PendingUpdate {
     }
 }
 
-/// Kafka's `ProducerAppendInfo.updatedEntry`: the epoch after this append and the batches it
-/// adds.
+/// Kafka's `ProducerAppendInfo.updatedEntry`: the entry's fields after this append and the
+/// batches it adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
     epoch: i16,
     batches: Vec<BatchMetadata>,
+    coordinator_epoch: i32,
+    txn_first_offset: Option<i64>,
 }
 
-/// The idempotent-producer state of one partition.
+/// The producer state of one partition.
 #[derive(Debug)]
 pub struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Completed transactions whose marker may not be below the high watermark yet:
+    /// first offset -> (producer id, marker offset).
+    unreplicated: BTreeMap<i64, (i64, i64)>,
 }
 
 impl ProducerStateManager {
@@ -238,6 +338,72 @@ impl ProducerStateManager {
         ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
+        }
+    }
+
+    /// Every producer with state, by id (DescribeProducers, the dump tool).
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// The open transactions as (first offset, producer id), oldest first.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(first, pid)| (*first, *pid))
+    }
+
+    /// Kafka's `firstUnstableOffset` for a partition whose high watermark is
+    /// `high_watermark`: the first offset of the oldest open transaction, or of a completed
+    /// one whose marker is at or above the high watermark.
+    pub fn first_unstable_offset(&self, high_watermark: i64) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self
+            .unreplicated
+            .iter()
+            .find(|(_, (_, last))| *last >= high_watermark)
+            .map(|(first, _)| *first);
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Forgets the completed transactions whose markers are below `high_watermark` (Kafka's
+    /// `onHighWatermarkUpdated`).
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.unreplicated
+            .retain(|_, (_, last)| *last >= high_watermark);
+    }
+
+    /// Opens a transaction of `producer_id` at `first_offset`.
+    fn start_txn(&mut self, producer_id: i64, first_offset: i64) {
+        self.ongoing.insert(first_offset, producer_id);
+    }
+
+    /// Ends the open transaction that started at `first_offset` with the marker at
+    /// `last_offset` (Kafka's `lastStableOffset` then `completeTxn`).
+    fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        first_offset: i64,
+        last_offset: i64,
+        aborted: bool,
+    ) -> CompletedTxn {
+        self.ongoing.remove(&first_offset);
+        let last_stable_offset = self
+            .ongoing
+            .iter()
+            .find(|(_, pid)| **pid != producer_id)
+            .map_or(last_offset + 1, |(first, _)| *first);
+        self.unreplicated
+            .insert(first_offset, (producer_id, last_offset));
+        CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset,
+            aborted,
+            last_stable_offset,
         }
     }
 
@@ -279,9 +445,11 @@ impl ProducerStateManager {
         origin: AppendOrigin,
     ) -> Result<Checked, LogError> {
         let mut pending: Vec<(i64, Pending)> = Vec::new();
+        let mut started = Vec::new();
+        let mut completed = Vec::new();
         for batch in batches {
             let current = self.producers.get(&batch.producer_id);
-            if origin == AppendOrigin::Client {
+            if origin == AppendOrigin::Client && matches!(batch.kind, BatchKind::Data { .. }) {
                 if let Some(duplicate) = current.and_then(|c| c.find_duplicate(batch)) {
                     return Ok(Checked::Duplicate(duplicate));
                 }
@@ -295,6 +463,9 @@ impl ProducerStateManager {
                         Pending {
                             epoch: current_epoch,
                             batches: Vec::new(),
+                            coordinator_epoch: current
+                                .map_or(NO_COORDINATOR_EPOCH, |c| c.coordinator_epoch),
+                            txn_first_offset: current.and_then(|c| c.current_txn_first_offset),
                         },
                     ));
                     pending.len() - 1
@@ -302,6 +473,40 @@ impl ProducerStateManager {
             };
             let updated = &mut pending[slot].1;
             self.check_epoch(batch, updated.epoch)?;
+            let transactional = match batch.kind {
+                BatchKind::Marker(marker) => {
+                    if marker.coordinator_epoch < updated.coordinator_epoch {
+                        return Err(LogError::TransactionCoordinatorFenced {
+                            dir: self.dir.clone(),
+                            producer_id: batch.producer_id,
+                            coordinator_epoch: marker.coordinator_epoch,
+                            current: updated.coordinator_epoch,
+                        });
+                    }
+                    if let Some(first) = updated.txn_first_offset.take() {
+                        completed.push((
+                            batch.producer_id,
+                            first,
+                            batch.meta.first_offset,
+                            marker.control == ControlType::Abort,
+                        ));
+                    }
+                    if updated.epoch != batch.epoch {
+                        updated.batches.clear();
+                        updated.epoch = batch.epoch;
+                    }
+                    updated.coordinator_epoch = marker.coordinator_epoch;
+                    continue;
+                }
+                BatchKind::Data { transactional } => transactional,
+            };
+            if updated.txn_first_offset.is_some() && !transactional {
+                return Err(LogError::InvalidTxnState {
+                    dir: self.dir.clone(),
+                    producer_id: batch.producer_id,
+                    offset: batch.meta.first_offset,
+                });
+            }
             let current_last_seq = if let Some(last) = updated.batches.last() {
                 last.last_seq
             } else if batch.epoch == current_epoch {
@@ -317,8 +522,16 @@ impl ProducerStateManager {
                 updated.epoch = batch.epoch;
             }
             updated.batches.push(batch.meta);
+            if transactional && updated.txn_first_offset.is_none() {
+                updated.txn_first_offset = Some(batch.meta.first_offset);
+                started.push((batch.producer_id, batch.meta.first_offset));
+            }
         }
-        Ok(Checked::Append(PendingUpdate { producers: pending }))
+        Ok(Checked::Append(PendingUpdate {
+            producers: pending,
+            started,
+            completed,
+        }))
     }
 
     /// Kafka's `checkProducerEpoch` for a client append.
@@ -363,8 +576,9 @@ impl ProducerStateManager {
     }
 
     /// Applies a checked append after its batches were written (Kafka's
-    /// `ProducerStateManager.update`).
-    pub fn commit(&mut self, update: PendingUpdate, now_ms: i64) {
+    /// `ProducerStateManager.update`, then `completeTxn` for each marker); returns the
+    /// transactions its markers completed, in log order.
+    pub fn commit(&mut self, update: PendingUpdate, now_ms: i64) -> Vec<CompletedTxn> {
         for (producer_id, pending) in update.producers {
             let entry = self
                 .producers
@@ -374,33 +588,75 @@ impl ProducerStateManager {
             for meta in pending.batches {
                 entry.push(meta);
             }
+            entry.coordinator_epoch = pending.coordinator_epoch;
+            entry.current_txn_first_offset = pending.txn_first_offset;
             entry.last_update_ms = now_ms;
         }
+        for (producer_id, first_offset) in update.started {
+            self.start_txn(producer_id, first_offset);
+        }
+        update
+            .completed
+            .into_iter()
+            .map(|(pid, first, last, aborted)| self.complete_txn(pid, first, last, aborted))
+            .collect()
     }
 
-    /// Applies a batch read back from the log, without checks (Kafka's loading path, where
-    /// the log is the truth).
-    pub fn replay(&mut self, batch: &ProducerBatch, now_ms: i64) {
+    /// Applies a batch read back from the log or replicated from the leader, without checks
+    /// (Kafka's loading and follower paths, where the log is the truth); returns the
+    /// transaction a marker completed.
+    pub fn replay(&mut self, batch: &ProducerBatch, now_ms: i64) -> Option<CompletedTxn> {
         let entry = self
             .producers
             .entry(batch.producer_id)
             .or_insert_with(ProducerEntry::empty);
         entry.set_epoch(batch.epoch);
-        entry.push(batch.meta);
         entry.last_update_ms = entry.last_update_ms.max(now_ms);
+        match batch.kind {
+            BatchKind::Data { transactional } => {
+                entry.push(batch.meta);
+                if transactional && entry.current_txn_first_offset.is_none() {
+                    entry.current_txn_first_offset = Some(batch.meta.first_offset);
+                    self.start_txn(batch.producer_id, batch.meta.first_offset);
+                }
+                None
+            }
+            BatchKind::Marker(marker) => {
+                entry.coordinator_epoch = marker.coordinator_epoch;
+                let first = entry.current_txn_first_offset.take()?;
+                Some(self.complete_txn(
+                    batch.producer_id,
+                    first,
+                    batch.meta.first_offset,
+                    marker.control == ControlType::Abort,
+                ))
+            }
+        }
     }
 
-    /// Forgets producers without a batch for [`PRODUCER_ID_EXPIRATION_MS`]; returns how many.
+    /// Forgets producers without a batch for [`PRODUCER_ID_EXPIRATION_MS`], except those
+    /// with an open transaction (Kafka's `isProducerExpired`); returns how many.
     pub fn remove_expired(&mut self, now_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_update_ms) < PRODUCER_ID_EXPIRATION_MS);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_update_ms) < PRODUCER_ID_EXPIRATION_MS
+        });
         before - self.producers.len()
     }
 
-    /// Forgets every producer (the log was emptied).
+    /// Forgets the completed transactions whose markers are below `log_start_offset`
+    /// (retention or DeleteRecords removed them).
+    pub fn on_log_start_offset(&mut self, log_start_offset: i64) {
+        self.unreplicated
+            .retain(|_, (_, last)| *last >= log_start_offset);
+    }
+
+    /// Forgets every producer and transaction (the log was emptied).
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
     }
 
     // ---- snapshots ----
@@ -434,24 +690,29 @@ impl ProducerStateManager {
         Ok(n)
     }
 
-    /// Rebuilds the state of a recovered log: deletes snapshots above `log_end_offset`, loads
-    /// the newest readable snapshot at or below it (an unreadable one is reported, deleted,
-    /// and the next older one tried), then replays the producer fields of the batch headers
-    /// from `max(snapshot offset, log_start_offset)` to the end; with no snapshot, from the
-    /// log start. Keeps the newest [`SNAPSHOTS_TO_KEEP`] snapshots.
+    /// Rebuilds the state of a recovered log: deletes snapshots above `log_end_offset` (and
+    /// above `rebuild_from`, the first segment whose `.txnindex` must be rebuilt), loads the
+    /// newest readable snapshot at or below it (an unreadable one is reported, deleted, and
+    /// the next older one tried), then replays the producer fields of the batch headers
+    /// (and the markers) from `max(snapshot offset, log_start_offset)` to the end; with no
+    /// snapshot, from the log start. Keeps the newest [`SNAPSHOTS_TO_KEEP`] snapshots.
+    /// Returns the state and the transactions the replayed markers completed, in log order
+    /// (the log writes the aborted ones its `.txnindex` files miss).
     pub fn load(
         dir: &Path,
         segments: &BTreeMap<i64, Segment>,
         log_start_offset: i64,
         log_end_offset: i64,
-    ) -> Result<ProducerStateManager, LogError> {
+        rebuild_from: Option<i64>,
+    ) -> Result<(ProducerStateManager, Vec<CompletedTxn>), LogError> {
         let now = crate::clock::now_ms();
         let mut state = ProducerStateManager::empty(dir);
-        let removed = state.delete_snapshots_above(log_end_offset)?;
+        let keep_below = rebuild_from.map_or(log_end_offset, |r| r.min(log_end_offset));
+        let removed = state.delete_snapshots_above(keep_below)?;
         if removed > 0 {
             tracing::info!(
                 dir = %dir.display(),
-                "deleted {removed} producer state snapshots above the log end offset {log_end_offset}"
+                "deleted {removed} producer state snapshots above offset {keep_below}"
             );
         }
         let mut offsets = list_snapshots(dir)?;
@@ -476,8 +737,18 @@ impl ProducerStateManager {
                 }
             }
         }
+        // Kafka's loadFromSnapshot: every entry with an open transaction is an ongoing one.
+        let open: Vec<(i64, i64)> = state
+            .producers
+            .iter()
+            .filter_map(|(pid, e)| e.current_txn_first_offset.map(|f| (*pid, f)))
+            .collect();
+        for (pid, first) in open {
+            state.start_txn(pid, first);
+        }
         let from = loaded_at.unwrap_or(log_start_offset).max(log_start_offset);
-        let replayed = state.replay_segments(segments, from, log_end_offset, now);
+        let mut completed = Vec::new();
+        let replayed = state.replay_segments(segments, from, log_end_offset, now, &mut completed);
         let kept = list_snapshots(dir)?;
         for old in &kept[..kept.len().saturating_sub(SNAPSHOTS_TO_KEEP)] {
             remove_snapshot(dir, *old)?;
@@ -487,20 +758,23 @@ impl ProducerStateManager {
             snapshot = ?loaded_at,
             replayed,
             producers = state.producers.len(),
+            ongoing = state.ongoing.len(),
             "loaded producer state"
         );
-        Ok(state)
+        Ok((state, completed))
     }
 
     /// Replays the producer fields of every batch that ends at or after `from` and starts
-    /// below `to`. A batch header that cannot be read ends the replay of its segment with a
-    /// warning (recovery has already checked what it trusts). Returns the batches applied.
+    /// below `to`, adding the completed transactions to `completed`. A batch header that
+    /// cannot be read ends the replay of its segment with a warning (recovery has already
+    /// checked what it trusts). Returns the batches applied.
     fn replay_segments(
         &mut self,
         segments: &BTreeMap<i64, Segment>,
         from: i64,
         to: i64,
         now_ms: i64,
+        completed: &mut Vec<CompletedTxn>,
     ) -> usize {
         let mut applied = 0;
         for seg in segments.values() {
@@ -518,15 +792,27 @@ impl ProducerStateManager {
             let mut scanner = BatchScanner::new(seg.file(), start, seg.size(), SMALL_CHUNK);
             loop {
                 match scanner.next_header() {
-                    Ok(Some((_, h))) => {
+                    Ok(Some((pos, h))) => {
                         if h.base_offset >= to {
                             break;
                         }
-                        if h.last_offset() < from {
+                        if h.last_offset() < from || !h.has_producer_id() {
                             continue;
                         }
-                        if let Some(batch) = ProducerBatch::stored(&h) {
-                            self.replay(&batch, now_ms);
+                        // Only a marker's record is needed; data batches are read by header.
+                        let bytes = if h.is_control() {
+                            match seg.read_bytes(pos, h.total_size()) {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    tracing::warn!(file = %seg.log_path().display(), "producer state replay cannot read a marker: {e}");
+                                    break;
+                                }
+                            }
+                        } else {
+                            Vec::new()
+                        };
+                        if let Some(batch) = ProducerBatch::stored(&h, &bytes) {
+                            completed.extend(self.replay(&batch, now_ms));
                             applied += 1;
                         }
                     }
@@ -553,7 +839,7 @@ impl ProducerStateManager {
 
     /// Forgets every producer and deletes every snapshot (the log restarts empty).
     pub fn truncate_fully(&mut self) -> Result<(), LogError> {
-        self.producers.clear();
+        self.clear();
         self.delete_snapshots_above(i64::MIN)?;
         Ok(())
     }
@@ -571,6 +857,8 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_update_ms.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -680,11 +968,16 @@ fn decode(bytes: &[u8], expected_offset: i64) -> Result<HashMap<i64, ProducerEnt
     }
     let mut r = Reader { buf: bytes, at: 0 };
     let version = r.u16()?;
-    if version != SNAPSHOT_VERSION {
+    if version != 1 && version != SNAPSHOT_VERSION {
         return Err(format!(
-            "it has version {version}, this broker reads version {SNAPSHOT_VERSION}"
+            "it has version {version}, this broker reads versions 1 and {SNAPSHOT_VERSION}"
         ));
     }
+    let fixed = if version == 1 {
+        PRODUCER_FIXED_V1
+    } else {
+        PRODUCER_FIXED
+    };
     let crc = r.u32()?;
     let computed = crc32c::crc32c(&bytes[r.at..]);
     if crc != computed {
@@ -700,7 +993,7 @@ fn decode(bytes: &[u8], expected_offset: i64) -> Result<HashMap<i64, ProducerEnt
     }
     let count = r.i32()?;
     let count = usize::try_from(count).map_err(|_| format!("it has {count} producers"))?;
-    if count > (bytes.len() - r.at) / PRODUCER_FIXED {
+    if count > (bytes.len() - r.at) / fixed {
         return Err(format!(
             "it claims {count} producers, more than its bytes hold"
         ));
@@ -710,6 +1003,11 @@ fn decode(bytes: &[u8], expected_offset: i64) -> Result<HashMap<i64, ProducerEnt
         let producer_id = r.i64()?;
         let epoch = r.i16()?;
         let last_update_ms = r.i64()?;
+        let (coordinator_epoch, txn_first) = if version == 1 {
+            (NO_COORDINATOR_EPOCH, -1)
+        } else {
+            (r.i32()?, r.i64()?)
+        };
         let n = usize::from(r.u8()?);
         if n > BATCHES_TO_RETAIN {
             return Err(format!(
@@ -737,6 +1035,8 @@ fn decode(bytes: &[u8], expected_offset: i64) -> Result<HashMap<i64, ProducerEnt
                 epoch,
                 batches,
                 last_update_ms,
+                coordinator_epoch,
+                current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
             },
         );
     }
@@ -768,7 +1068,203 @@ mod tests {
                 last_offset: offset + i64::from(count) - 1,
                 max_timestamp: 100 + offset,
             },
+            kind: BatchKind::Data {
+                transactional: false,
+            },
         }
+    }
+
+    /// A transactional batch of PID.
+    fn txn_batch(epoch: i16, seq: i32, count: i32, offset: i64) -> ProducerBatch {
+        ProducerBatch {
+            kind: BatchKind::Data {
+                transactional: true,
+            },
+            ..batch(epoch, seq, count, offset)
+        }
+    }
+
+    /// A marker of `pid` at `offset`.
+    fn marker(
+        pid: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        abort: bool,
+        offset: i64,
+    ) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: pid,
+            epoch,
+            meta: BatchMetadata {
+                first_seq: -1,
+                last_seq: -1,
+                first_offset: offset,
+                last_offset: offset,
+                max_timestamp: 100 + offset,
+            },
+            kind: BatchKind::Marker(Marker {
+                control: if abort {
+                    ControlType::Abort
+                } else {
+                    ControlType::Commit
+                },
+                coordinator_epoch,
+            }),
+        }
+    }
+
+    fn coordinator_append(
+        s: &mut ProducerStateManager,
+        b: ProducerBatch,
+    ) -> Result<Vec<CompletedTxn>, LogError> {
+        match s.check_append_from(&[b], AppendOrigin::Coordinator)? {
+            Checked::Append(update) => Ok(s.commit(update, 1)),
+            Checked::Duplicate(d) => panic!("a duplicate {d:?}"),
+        }
+    }
+
+    #[test]
+    fn a_transactional_batch_opens_a_transaction_and_a_marker_ends_it() {
+        let mut s = state();
+        accepted(&mut s, txn_batch(0, 0, 3, 10));
+        accepted(&mut s, txn_batch(0, 3, 2, 13));
+        assert_eq!(s.entry(PID).unwrap().current_txn_first_offset, Some(10));
+        assert_eq!(
+            s.ongoing_transactions().collect::<Vec<_>>(),
+            vec![(10, PID)]
+        );
+        // Another producer's transaction starts later.
+        let other = ProducerBatch {
+            producer_id: 7,
+            ..txn_batch(0, 0, 1, 15)
+        };
+        accepted(&mut s, other);
+        assert_eq!(s.first_unstable_offset(100), Some(10));
+        let done = coordinator_append(&mut s, marker(PID, 0, 3, true, 16)).unwrap();
+        assert_eq!(
+            done,
+            vec![CompletedTxn {
+                producer_id: PID,
+                first_offset: 10,
+                last_offset: 16,
+                aborted: true,
+                last_stable_offset: 15,
+            }]
+        );
+        let e = s.entry(PID).unwrap();
+        assert_eq!((e.current_txn_first_offset, e.coordinator_epoch), (None, 3));
+        // Completed but its marker is not below the high watermark yet: still unstable.
+        assert_eq!(s.first_unstable_offset(16), Some(10));
+        assert_eq!(s.first_unstable_offset(17), Some(15));
+        s.on_high_watermark(17);
+        let done = coordinator_append(&mut s, marker(7, 0, 3, false, 17)).unwrap();
+        assert_eq!(done[0].last_stable_offset, 18);
+        assert!(!done[0].aborted);
+        assert_eq!(s.first_unstable_offset(18), None);
+        // A marker without an open transaction is written and completes nothing.
+        assert!(coordinator_append(&mut s, marker(PID, 0, 3, false, 18))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn markers_check_the_producer_and_coordinator_epochs() {
+        let mut s = state();
+        accepted(&mut s, txn_batch(4, 0, 1, 0));
+        coordinator_append(&mut s, marker(PID, 4, 5, false, 1)).unwrap();
+        let e = coordinator_append(&mut s, marker(PID, 3, 5, false, 2)).unwrap_err();
+        assert_eq!(
+            e.kafka_error(),
+            kafka_protocol::error::ResponseError::InvalidProducerEpoch
+        );
+        let e = coordinator_append(&mut s, marker(PID, 4, 4, true, 2)).unwrap_err();
+        assert_eq!(
+            e.kafka_error(),
+            kafka_protocol::error::ResponseError::TransactionCoordinatorFenced,
+            "{e}"
+        );
+        // A fencing abort with a bumped epoch is taken, and forgets the old epoch's batches.
+        coordinator_append(&mut s, marker(PID, 5, 6, true, 2)).unwrap();
+        let e = s.entry(PID).unwrap();
+        assert_eq!((e.epoch, e.coordinator_epoch, e.batches.len()), (5, 6, 0));
+    }
+
+    #[test]
+    fn a_non_transactional_batch_inside_a_transaction_is_invalid_txn_state() {
+        let mut s = state();
+        accepted(&mut s, txn_batch(0, 0, 1, 0));
+        let e = append(&mut s, batch(0, 1, 1, 1)).unwrap_err();
+        assert_eq!(
+            e.kafka_error(),
+            kafka_protocol::error::ResponseError::InvalidTxnState
+        );
+        assert_eq!(s.entry(PID).unwrap().last_seq(), 0, "nothing applied");
+    }
+
+    #[test]
+    fn replay_keeps_the_same_transaction_bookkeeping_without_checks() {
+        let mut s = state();
+        assert!(s.replay(&txn_batch(0, 0, 2, 0), 1).is_none());
+        assert_eq!(s.first_unstable_offset(10), Some(0));
+        // An older coordinator epoch is not refused on replay: the leader decided.
+        let done = s.replay(&marker(PID, 0, 2, true, 2), 1).unwrap();
+        assert_eq!(
+            (done.first_offset, done.last_offset, done.aborted),
+            (0, 2, true)
+        );
+        assert_eq!(s.first_unstable_offset(3), None);
+        assert_eq!(s.first_unstable_offset(2), Some(0));
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_does_not_expire() {
+        let mut s = state();
+        accepted(&mut s, txn_batch(0, 0, 1, 0));
+        assert_eq!(s.remove_expired(10 * PRODUCER_ID_EXPIRATION_MS), 0);
+    }
+
+    #[test]
+    fn snapshots_v2_carry_open_transactions_and_v1_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ProducerStateManager::empty(dir.path());
+        accepted(&mut s, txn_batch(1, 0, 2, 0));
+        let other = ProducerBatch {
+            producer_id: 9,
+            ..batch(0, 0, 1, 2)
+        };
+        accepted(&mut s, other);
+        coordinator_append(&mut s, marker(9, 0, 4, false, 3)).unwrap();
+        s.take_snapshot(4).unwrap();
+        let bytes = fs::read(dir.path().join(snapshot_file_name(4))).unwrap();
+        assert_eq!(&bytes[..2], &2u16.to_be_bytes());
+        let back = decode(&bytes, 4).unwrap();
+        assert_eq!(back, s.producers);
+        assert_eq!(back[&PID].current_txn_first_offset, Some(0));
+        assert_eq!(back[&9].coordinator_epoch, 4);
+        // The loaded state knows the open transaction.
+        let segments = BTreeMap::new();
+        let (loaded, completed) =
+            ProducerStateManager::load(dir.path(), &segments, 0, 4, None).unwrap();
+        assert!(completed.is_empty());
+        assert_eq!(loaded.first_unstable_offset(4), Some(0));
+        // Version 1: the same without the two transaction fields.
+        let mut body = Vec::new();
+        body.extend_from_slice(&4i64.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&PID.to_be_bytes());
+        body.extend_from_slice(&3i16.to_be_bytes());
+        body.extend_from_slice(&77i64.to_be_bytes());
+        body.push(0);
+        let mut v1 = 1u16.to_be_bytes().to_vec();
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let back = decode(&v1, 4).unwrap();
+        let e = &back[&PID];
+        assert_eq!(
+            (e.epoch, e.last_update_ms, e.coordinator_epoch),
+            (3, 77, -1)
+        );
+        assert_eq!(e.current_txn_first_offset, None);
     }
 
     fn state() -> ProducerStateManager {

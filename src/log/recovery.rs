@@ -47,6 +47,9 @@ pub(crate) struct Recovered {
     /// `(epoch, first offset)` for each epoch increase seen in the batches that were scanned,
     /// in log order (Kafka assigns these to the epoch cache during segment recovery).
     pub epoch_starts: Vec<(i32, i64)>,
+    /// The base offset of the first segment whose `.txnindex` was damaged: the producer
+    /// state must be replayed from there at most, so the lost entries are written again.
+    pub txn_rebuild_from: Option<i64>,
 }
 
 /// How much of a segment to re-validate.
@@ -116,16 +119,28 @@ pub(crate) fn load_segments(
     fix_overlaps(&mut segments)?;
 
     let last = segments.keys().next_back().copied();
+    let mut txn_rebuild_from = None;
     for (base, seg) in segments.iter_mut() {
         if Some(*base) == last {
             seg.activate(config.index_max_bytes)?;
         } else {
             seg.seal()?;
         }
+        // Aborted transactions whose markers recovery cut off go with them.
+        seg.trim_txn_index()?;
+        if let Some(why) = seg.txn_index_damage() {
+            tracing::warn!(
+                file = %seg.txn_index().path().display(),
+                "dropped the damaged end of {}: {why}; it is rebuilt from the log",
+                seg.txn_index().path().display()
+            );
+            txn_rebuild_from.get_or_insert(*base);
+        }
     }
     Ok(Recovered {
         segments,
         epoch_starts,
+        txn_rebuild_from,
     })
 }
 

@@ -33,6 +33,7 @@ use super::error::LogError;
 use super::index::{relative_offset, OffsetIndex, TimeIndex};
 use super::records;
 use super::scan::{BatchScanner, ScanError, SMALL_CHUNK};
+use super::txn_index::{AbortedTxn, TxnIndex, TXN_INDEX_SUFFIX};
 
 /// Suffix of record files.
 pub const LOG_SUFFIX: &str = ".log";
@@ -47,9 +48,14 @@ pub fn file_name(base_offset: i64, suffix: &str) -> String {
 }
 
 /// Splits a segment file name into its base offset and suffix (`.log`, `.index`,
-/// `.timeindex`); `None` for any other name.
+/// `.timeindex`, `.txnindex`); `None` for any other name.
 pub fn parse_file_name(name: &str) -> Option<(i64, &'static str)> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         if let Some(stem) = name.strip_suffix(suffix) {
             if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
                 return stem.parse().ok().map(|base| (base, suffix));
@@ -81,6 +87,10 @@ pub struct Segment {
     log: Arc<File>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// The aborted transactions whose markers are in this segment.
+    txn_index: TxnIndex,
+    /// What was wrong with the `.txnindex` file at open, if anything.
+    txn_index_damage: Option<String>,
     size: u64,
     next_offset: i64,
     max_timestamp: i64,
@@ -119,12 +129,15 @@ impl Segment {
             base_offset,
             index_max_bytes,
         )?;
+        let txn_index = TxnIndex::create(&dir.join(file_name(base_offset, TXN_INDEX_SUFFIX)))?;
         Ok(Segment {
             base_offset,
             log_path,
             log: Arc::new(log),
             offset_index,
             time_index,
+            txn_index,
+            txn_index_damage: None,
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -164,12 +177,16 @@ impl Segment {
             base_offset,
             None,
         )?;
+        let (txn_index, txn_index_damage) =
+            TxnIndex::open(&dir.join(file_name(base_offset, TXN_INDEX_SUFFIX)))?;
         let mut segment = Segment {
             base_offset,
             log_path,
             log: Arc::new(log),
             offset_index,
             time_index,
+            txn_index,
+            txn_index_damage,
             size,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -232,6 +249,33 @@ impl Segment {
     /// The time index.
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
+    }
+
+    /// The aborted-transaction index.
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    /// What was wrong with the `.txnindex` file when the segment was opened (its damaged
+    /// tail was dropped), if anything.
+    pub(crate) fn txn_index_damage(&self) -> Option<&str> {
+        self.txn_index_damage.as_deref()
+    }
+
+    /// Records an aborted transaction whose marker is in this segment; false when the index
+    /// already holds it.
+    pub(crate) fn append_aborted(&mut self, txn: AbortedTxn) -> Result<bool, LogError> {
+        self.txn_index.append(txn)
+    }
+
+    /// Replaces the aborted-transaction index (the cleaner's rewrite).
+    pub(crate) fn replace_aborted(&mut self, txns: Vec<AbortedTxn>) -> Result<(), LogError> {
+        self.txn_index.replace(txns)
+    }
+
+    /// Drops the aborted-transaction entries whose markers are not in the segment any more.
+    pub(crate) fn trim_txn_index(&mut self) -> Result<(), LogError> {
+        self.txn_index.truncate_to(self.next_offset)
     }
 
     /// True while this is the segment appends go to.
@@ -542,7 +586,7 @@ impl Segment {
                 .map_err(|e| LogError::io("fsync", &self.log_path, e))?;
             self.dirty = false;
         }
-        Ok(())
+        self.txn_index.flush()
     }
 
     /// Marks the segment inactive: writes the final time index entry for the max timestamp
@@ -603,6 +647,7 @@ impl Segment {
         self.dirty = true;
         self.offset_index.truncate_to_position(position);
         self.reload_tail_state()?;
+        self.trim_txn_index()?;
         Ok(removed)
     }
 
@@ -674,6 +719,7 @@ impl Segment {
             log_path,
             offset_index,
             time_index,
+            txn_index,
             ..
         } = self;
         match std::fs::remove_file(&log_path) {
@@ -682,7 +728,8 @@ impl Segment {
             Err(e) => return Err(LogError::io("delete", &log_path, e)),
         }
         offset_index.delete()?;
-        time_index.delete()
+        time_index.delete()?;
+        txn_index.delete()
     }
 }
 

@@ -23,7 +23,7 @@
 //! Depends on `log`, `metadata`, `config`; nothing here knows the broker or the groups.
 
 pub mod checkpoint;
-mod client;
+pub(crate) mod client;
 mod fetcher;
 pub mod leader;
 pub mod manager;

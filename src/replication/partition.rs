@@ -13,6 +13,10 @@
 //!   at most the high watermark and returns a [`DeleteRecordsHandle`] that waits until every
 //!   live replica's log start reached it (the low watermark).
 //! - Readers get a [`LogReader`]: shared access to the log, no writes.
+//! - Transactions: [`Partition::append_marker_as_leader`] writes a transaction marker (the
+//!   log checks its epochs and indexes an abort), and [`Partition::last_stable_offset`] is
+//!   the bound of read_committed reads; followers keep the same bookkeeping from the
+//!   replicated batches, so a new leader knows the open transactions.
 //!
 //! Invariant: the high watermark never goes down while this broker leads the partition, and
 //! never passes the local log end.
@@ -312,6 +316,17 @@ impl Partition {
         self.watermark.borrow().offset
     }
 
+    /// The last stable offset (Kafka's `lastStableOffset`): the first offset of the oldest
+    /// transaction that is open, or completed but with its marker not yet below the high
+    /// watermark; the high watermark when there is none. read_committed consumers read
+    /// below it. Also forgets the completed transactions the high watermark has passed.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        let mut log = self.log();
+        log.on_high_watermark(hw);
+        log.last_stable_offset(hw)
+    }
+
     /// The high watermark and leadership.
     pub fn watermark(&self) -> Watermark {
         *self.watermark.borrow()
@@ -425,9 +440,11 @@ impl Partition {
             control,
             now_ms,
         );
-        let headers = crate::log::validate_producer_batches(&batch, usize::MAX)
+        // A marker is a control batch, which the producer checks refuse: it is built here,
+        // so its header is taken as it is.
+        let header = crate::log::parse_header(&batch)
             .map_err(|e| AppendError::Log(LogError::InvalidBatch(e)))?;
-        self.append_from(&batch, &headers, None, now_ms, AppendOrigin::Coordinator)
+        self.append_from(&batch, &[header], None, now_ms, AppendOrigin::Coordinator)
     }
 
     fn append_from(
@@ -724,6 +741,7 @@ impl Partition {
         }
         let end = log.log_end_offset();
         let hw = hw.min(end).max(0);
+        log.on_high_watermark(hw);
         if let Err(e) = log.increment_log_start_offset(leader_start.min(hw)) {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot take the leader's log start offset");
         }
@@ -1062,5 +1080,76 @@ mod tests {
         assert_eq!(follower.log_reader().log_start_offset(), 2);
         follower.append_as_follower(1, 1, &[], 4, 3, 0);
         assert_eq!(follower.log_reader().log_start_offset(), 3);
+    }
+
+    fn txn_batch(pid: i64, seq: i32, n: usize) -> (Vec<u8>, Vec<BatchHeader>) {
+        let mut b = RecordBatchBuilder::new()
+            .producer(pid, 0, seq)
+            .attributes(crate::log::batch::ATTR_TRANSACTIONAL);
+        for i in 0..n {
+            b.push(i as i64, Some(b"k"), Some(b"v"), &[]);
+        }
+        let bytes = b.build();
+        let headers = validate_producer_batches(&bytes, usize::MAX).unwrap();
+        (bytes, headers)
+    }
+
+    #[tokio::test]
+    async fn markers_end_transactions_and_the_lso_follows_the_high_watermark_on_both_replicas() {
+        let now = Instant::now();
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader = partition(leader_dir.path());
+        leader.apply_image(&image(1, 1, &[1, 2]), 1, now);
+        let (records, headers) = txn_batch(7, 0, 3);
+        leader
+            .append_as_leader(&records, &headers, None, 0)
+            .unwrap();
+        let marker = leader
+            .append_marker_as_leader(7, 0, 4, ControlType::Abort, 0)
+            .unwrap();
+        assert_eq!(marker.info.base_offset, 3);
+        // Follower 2 has fetched nothing: the high watermark is 0.
+        assert_eq!(leader.last_stable_offset(), 0);
+        leader
+            .record_follower_fetch(2, 3, 0, |_| true, now)
+            .unwrap();
+        assert_eq!(leader.high_watermark(), 3);
+        assert_eq!(
+            leader.last_stable_offset(),
+            0,
+            "the marker is not below the high watermark yet"
+        );
+        leader
+            .record_follower_fetch(2, 4, 0, |_| true, now)
+            .unwrap();
+        assert_eq!(leader.last_stable_offset(), 4);
+        assert_eq!(marker.commit.wait(soon()).await, Ok(()));
+        // An older coordinator epoch is fenced.
+        let e = leader
+            .append_marker_as_leader(7, 0, 3, ControlType::Commit, 0)
+            .err()
+            .unwrap();
+        assert_eq!(e.error(), ResponseError::TransactionCoordinatorFenced);
+
+        let written = leader.log_reader().read(0, 1 << 20).unwrap().bytes;
+        let dir = tempfile::tempdir().unwrap();
+        let follower = partition(dir.path());
+        follower.apply_image(&image(1, 1, &[1, 2]), 2, now);
+        follower.append_as_follower(1, 1, &written[..], 2, 0, 0);
+        assert_eq!(
+            follower.last_stable_offset(),
+            0,
+            "open below the follower's HW"
+        );
+        follower.append_as_follower(1, 1, &[], 4, 0, 0);
+        assert_eq!(follower.last_stable_offset(), 4);
+        let aborted = follower.log_reader().aborted_transactions(0, 4);
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(7, 0, 3)]
+        );
     }
 }

@@ -5,8 +5,13 @@
 //! Map (one job per file):
 //! - [`markers`]: writes COMMIT/ABORT markers to every partition of a transaction, here or
 //!   through WriteTxnMarkers to other brokers, retried until each is written.
+//! - [`peers`]: pooled connections to other brokers for those requests.
+//! - [`verify`]: KIP-890 verification that a transactional produce's partitions are in the
+//!   producer's transaction, asked of the transaction coordinator.
 
 pub mod markers;
+pub mod peers;
+pub mod verify;
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

@@ -4,10 +4,13 @@
 //! caller to swap in under the log's lock.
 //!
 //! What a rewrite keeps: every record that is the latest of its key in the mapped range or
-//! newer than it; a tombstone until `delete.retention.ms` after the cleaner first kept it
-//! (the time is stored in the batch, Kafka's delete horizon, KIP-534); every control
-//! batch; every batch that is the last one of a producer the log still tracks (empty if
-//! none of its records survive), so idempotent producers keep their sequence. Keyless
+//! newer than it, except the records of aborted transactions, which go (and never enter the
+//! map); a tombstone until `delete.retention.ms` after the cleaner first kept it (the time is
+//! stored in the batch, Kafka's delete horizon, KIP-534); a transaction marker until no
+//! batch of its transaction is left and then its delete horizon passed (see `txn`), with
+//! the `.txnindex` entries of the aborts it keeps; every batch that is the last one of a
+//! producer the log still tracks (empty if none of its records survive), so idempotent
+//! producers keep their sequence. Keyless
 //! records are dropped (Kafka counts them invalid). A batch whose records all survive and
 //! that needs no delete horizon is copied byte for byte; otherwise it is rebuilt with the
 //! same base offset, last offset, producer fields and codec.
@@ -23,13 +26,16 @@ use std::sync::Arc;
 
 use super::super::batch::BatchHeader;
 use super::super::compress::Codec;
+use super::super::control::parse_marker_batch;
 use super::super::error::LogError;
 use super::super::rewrite::{self, Rebuild};
 use super::super::scan::{BatchScanner, LARGE_CHUNK};
-use super::super::segment::{scan_error, Segment};
+use super::super::segment::{file_name, scan_error, Segment};
+use super::super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use super::offset_map::OffsetMap;
 use super::swap;
 use super::throttle::Throttle;
+use super::txn::TxnFilter;
 
 /// Attribute bit of a batch whose base timestamp holds its delete horizon (KIP-534).
 pub const ATTR_DELETE_HORIZON: i16 = 0x40;
@@ -56,6 +62,9 @@ pub struct CleanJob {
     pub first_uncleanable: i64,
     /// Producer id -> last offset of its last batch, for the producers the log tracks.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// The aborted transactions that end at or after the first segment and start below the
+    /// first uncleanable offset (from the `.txnindex` files).
+    pub aborted: Vec<AbortedTxn>,
     pub delete_retention_ms: i64,
     pub now_ms: i64,
     /// Largest size of a rewritten group (the topic's `segment.bytes`).
@@ -142,6 +151,7 @@ fn build_map(
     throttle: &mut Throttle,
     stats: &mut CleanStats,
 ) -> Result<i64, LogError> {
+    let mut txns = TxnFilter::new(aborted_from(job, job.first_dirty));
     for (i, seg) in job.segments.iter().enumerate() {
         let seg_end = job
             .segments
@@ -156,7 +166,19 @@ fn build_map(
         {
             stats.bytes_read += bytes.len() as u64;
             throttle.account(bytes.len());
-            if h.last_offset() < job.first_dirty || h.is_control() {
+            if h.last_offset() < job.first_dirty {
+                continue;
+            }
+            if h.is_control() {
+                if let Some(marker) = parse_marker_batch(bytes, &h) {
+                    txns.on_marker(h.producer_id, &marker, h.base_offset);
+                }
+                continue;
+            }
+            // Aborted records do not supersede anything (Kafka skips them in the map).
+            if h.has_producer_id()
+                && txns.on_batch(h.producer_id, h.is_transactional(), h.last_offset())
+            {
                 continue;
             }
             let (plain, ph) = rewrite::uncompressed(bytes, &h, job.max_batch_bytes)
@@ -173,6 +195,15 @@ fn build_map(
         }
     }
     Ok(job.first_uncleanable)
+}
+
+/// The job's aborted transactions that end at or after `from`.
+fn aborted_from(job: &CleanJob, from: i64) -> Vec<AbortedTxn> {
+    job.aborted
+        .iter()
+        .filter(|t| t.last_offset >= from)
+        .copied()
+        .collect()
 }
 
 fn corrupt(path: &Path, h: &BatchHeader, e: impl std::fmt::Display) -> LogError {
@@ -216,18 +247,83 @@ enum Kept<'a> {
     Dropped,
 }
 
-/// Filters one batch against the map.
+/// What the rewrite of one group tracks besides the map: the transactions of the walk and
+/// the `.txnindex` entries the new segment keeps.
+struct GroupTxns {
+    filter: TxnFilter,
+    kept_aborted: Vec<AbortedTxn>,
+}
+
+/// A marker: kept while its transaction still has batches; once it may go, it gets a delete
+/// horizon the first time (rebuilt with it) and is dropped when the horizon passed.
+fn filter_marker<'a>(
+    job: &CleanJob,
+    path: &Path,
+    h: &BatchHeader,
+    bytes: &'a [u8],
+    txns: &mut GroupTxns,
+    stats: &mut CleanStats,
+) -> Result<Kept<'a>, LogError> {
+    let Some(marker) = parse_marker_batch(bytes, h) else {
+        return Ok(Kept::Whole(bytes));
+    };
+    let (may_go, entry) = txns.filter.on_marker(h.producer_id, &marker, h.base_offset);
+    txns.kept_aborted.extend(entry);
+    if !may_go {
+        return Ok(Kept::Whole(bytes));
+    }
+    let horizon = (h.attributes & ATTR_DELETE_HORIZON != 0).then_some(h.base_timestamp);
+    match horizon {
+        Some(t) if job.now_ms >= t => {
+            stats.records_removed += 1;
+            Ok(Kept::Dropped)
+        }
+        Some(_) => Ok(Kept::Whole(bytes)),
+        None => {
+            let (plain, ph) = rewrite::uncompressed(bytes, h, job.max_batch_bytes)
+                .map_err(|e| corrupt(path, h, e))?;
+            let base_timestamp = job.now_ms.saturating_add(job.delete_retention_ms);
+            let mut records = Vec::new();
+            let mut count = 0;
+            for r in rewrite::records(&plain, &ph) {
+                let r = r.map_err(|e| corrupt(path, h, e))?;
+                rewrite::rebase_record(r.raw, h.base_timestamp, base_timestamp, &mut records);
+                count += 1;
+            }
+            let rebuilt = rewrite::build(
+                h,
+                &records,
+                count,
+                Rebuild {
+                    codec: Codec::None,
+                    base_timestamp,
+                    max_timestamp: h.max_timestamp,
+                    extra_attributes: ATTR_DELETE_HORIZON,
+                },
+            )
+            .map_err(|e| LogError::io("rebuild a transaction marker of", path, e))?;
+            Ok(Kept::Rebuilt(rebuilt))
+        }
+    }
+}
+
+/// Filters one batch against the map and the transactions.
 fn filter_batch<'a>(
     job: &CleanJob,
     path: &Path,
     h: &BatchHeader,
     bytes: &'a [u8],
     map: &OffsetMap,
+    txns: &mut GroupTxns,
     stats: &mut CleanStats,
 ) -> Result<Kept<'a>, LogError> {
     if h.is_control() {
-        return Ok(Kept::Whole(bytes));
+        return filter_marker(job, path, h, bytes, txns, stats);
     }
+    let aborted = h.has_producer_id()
+        && txns
+            .filter
+            .on_batch(h.producer_id, h.is_transactional(), h.last_offset());
     let last_of_producer = h.has_producer_id()
         && job.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
     let horizon = (h.attributes & ATTR_DELETE_HORIZON != 0).then_some(h.base_timestamp);
@@ -237,7 +333,7 @@ fn filter_batch<'a>(
     let mut removed = 0u64;
     for r in rewrite::records(&plain, &ph) {
         let r = r.map_err(|e| corrupt(path, h, e))?;
-        let Some(key) = r.key else {
+        let Some(key) = r.key.filter(|_| !aborted) else {
             removed += 1;
             continue;
         };
@@ -339,6 +435,10 @@ fn clean_group(
     )?;
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_headers: Vec<BatchHeader> = Vec::new();
+    let mut txns = GroupTxns {
+        filter: TxnFilter::new(aborted_from(job, base)),
+        kept_aborted: Vec::new(),
+    };
     for seg in group {
         let mut scanner = BatchScanner::new(&seg.file, 0, seg.size, LARGE_CHUNK);
         while let Some((_, h, bytes)) =
@@ -346,7 +446,7 @@ fn clean_group(
         {
             stats.bytes_read += bytes.len() as u64;
             throttle.account(bytes.len());
-            let kept = filter_batch(job, &seg.path, &h, bytes, map, stats)?;
+            let kept = filter_batch(job, &seg.path, &h, bytes, map, &mut txns, stats)?;
             let (bytes, header): (&[u8], BatchHeader) = match &kept {
                 Kept::Whole(b) => (b, h),
                 Kept::Rebuilt(b) => (
@@ -376,7 +476,15 @@ fn clean_group(
         throttle,
     )?;
     out.seal()?;
+    // The staged `.txnindex` always exists (maybe empty), so the swap replaces the old one.
+    out.replace_aborted(txns.kept_aborted)?;
     out.flush()?;
+    let txn_index = staging.join(file_name(base, TXN_INDEX_SUFFIX));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&txn_index)
+        .map_err(|e| LogError::io("create", &txn_index, e))?;
     let replaces: Vec<(i64, u64)> = group.iter().map(|s| (s.base_offset, s.size)).collect();
     drop(out);
     swap::commit(&job.dir, base, &replaces)?;

@@ -1,6 +1,6 @@
 //! Crash-safe replacement of a group of segments by the cleaner's rewrite of them.
 //!
-//! The rewrite is written to `<partition>/cleaning/<base>.{log,index,timeindex}` and
+//! The rewrite is written to `<partition>/cleaning/<base>.{log,index,timeindex,txnindex}` and
 //! fsynced; then the marker `cleaning/swap` (the base offsets it replaces) is written
 //! atomically. That marker is the commit point:
 //! - before it exists, a crash leaves the old segments untouched and the next open deletes
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use super::super::checkpoint;
 use super::super::error::LogError;
 use super::super::segment::{file_name, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::super::txn_index::TXN_INDEX_SUFFIX;
 
 /// Directory of the staged rewrite inside a partition directory.
 pub const STAGING_DIR: &str = "cleaning";
@@ -25,7 +26,12 @@ pub const STAGING_DIR: &str = "cleaning";
 pub const MARKER: &str = "swap";
 
 /// Index files first, the `.log` last.
-const SUFFIXES: [&str; 3] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX];
+const SUFFIXES: [&str; 4] = [
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LOG_SUFFIX,
+];
 
 fn staging(dir: &Path) -> PathBuf {
     dir.join(STAGING_DIR)

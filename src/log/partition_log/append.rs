@@ -7,8 +7,9 @@
 //! older than the latest, and a follower's batches must continue the log end offset
 //! exactly; a new epoch is persisted before the first batch that carries it; idempotent
 //! producer batches are checked before the write (a duplicate writes nothing) and applied to
-//! the producer state after it; the caller's buffer is never changed (only copies of the
-//! batch headers are patched).
+//! the producer state after it; an ABORT marker that ends a transaction gets its `.txnindex`
+//! entry right after the write, on the leader and on followers alike; the caller's buffer is
+//! never changed (only copies of the batch headers are patched).
 
 use super::super::batch::{self, peek_batch_length, BatchHeader, ATTR_TIMESTAMP_TYPE, CRC_OFFSET};
 use super::super::producer_state::{AppendOrigin, Checked, ProducerBatch};
@@ -79,11 +80,13 @@ impl PartitionLog {
             .then_some(now_ms);
 
         let mut producer_batches = Vec::new();
-        let mut next = base;
+        let (mut next, mut at) = (base, 0usize);
         for h in headers {
             let max_timestamp = log_append_time.unwrap_or(h.max_timestamp);
-            producer_batches.extend(ProducerBatch::of(h, next, max_timestamp));
+            let bytes = &records[at..at + h.total_size()];
+            producer_batches.extend(ProducerBatch::of(h, bytes, next, max_timestamp));
             next += h.offset_count();
+            at += h.total_size();
         }
         let pending = if producer_batches.is_empty() {
             None
@@ -161,7 +164,9 @@ impl PartitionLog {
         self.guard(r)?;
         self.log_end_offset = next;
         if let Some(pending) = pending {
-            self.producers.commit(pending, now_ms);
+            let completed = self.producers.commit(pending, now_ms);
+            let r = self.index_aborted(&completed);
+            self.guard(r)?;
         }
         self.after_write(count, now_ms)?;
         Ok(AppendInfo {
@@ -233,11 +238,17 @@ impl PartitionLog {
             .and_then(|seg| seg.append_batches(records, headers));
         self.guard(r)?;
         self.log_end_offset = last.next_offset();
+        let mut completed = Vec::new();
+        let mut at = 0usize;
         for h in headers {
-            if let Some(batch) = ProducerBatch::stored(h) {
-                self.producers.replay(&batch, now_ms);
+            let bytes = &records[at..at + h.total_size()];
+            at += h.total_size();
+            if let Some(batch) = ProducerBatch::stored(h, bytes) {
+                completed.extend(self.producers.replay(&batch, now_ms));
             }
         }
+        let r = self.index_aborted(&completed);
+        self.guard(r)?;
         self.after_write(last.next_offset() - first.base_offset, now_ms)
     }
 

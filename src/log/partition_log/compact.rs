@@ -3,7 +3,8 @@
 //! log's lock, and the cleaner checkpoint (`cleaner-offset-checkpoint`: a version line `0`,
 //! then the first dirty offset).
 //!
-//! What always holds: only sealed segments wholly below the high watermark, and older than
+//! What always holds: only sealed segments wholly below the last stable offset (so below the
+//! high watermark, and holding no open transaction), and older than
 //! `min.compaction.lag.ms`, are cleanable (the active segment never is); a swap happens
 //! only if every replaced segment is still there with the size the cleaner read and no
 //! truncation happened since the job was made; the first dirty offset stays within the log
@@ -49,6 +50,9 @@ impl PartitionLog {
     /// next one starts, and the first uncleanable offset.
     fn cleanable_segments(&self, high_watermark: i64, now_ms: i64) -> (Vec<(&Segment, i64)>, i64) {
         let min_lag = self.config.compaction.map_or(0, |c| c.min_lag_ms);
+        // Kafka's firstUncleanableDirtyOffset: never past the first unstable offset, so only
+        // complete transactions are cleaned.
+        let stable = self.last_stable_offset(high_watermark);
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         let mut out = Vec::new();
         for (i, seg) in self.segments.values().enumerate() {
@@ -57,7 +61,7 @@ impl PartitionLog {
             };
             let young = min_lag > 0
                 && seg.largest_timestamp_for_retention() > now_ms.saturating_sub(min_lag);
-            if next_base > high_watermark || young {
+            if next_base > stable || young {
                 return (out, seg.base_offset());
             }
             out.push((seg, next_base));
@@ -118,6 +122,12 @@ impl PartitionLog {
             first_dirty,
             first_uncleanable,
             producer_last_offsets: self.producers.last_batch_offsets(),
+            aborted: self.aborted_transactions(
+                segments
+                    .first()
+                    .map_or(first_uncleanable, |(s, _)| s.base_offset()),
+                first_uncleanable,
+            ),
             delete_retention_ms: compaction.delete_retention_ms,
             now_ms,
             segment_bytes: self.config.segment_bytes,
@@ -478,5 +488,114 @@ mod tests {
         let log = open(dir.path(), compacted(300));
         assert!(!dir.path().join(swap::STAGING_DIR).exists());
         assert_eq!(latest(&log), want);
+    }
+
+    /// Appends one batch of `pid` (epoch 0, sequence `seq`), transactional or not.
+    fn put_from(log: &mut PartitionLog, pid: i64, seq: i32, txn: bool, keys: &[&str], ts: i64) {
+        let attrs = if txn {
+            crate::log::batch::ATTR_TRANSACTIONAL
+        } else {
+            0
+        };
+        let mut b = RecordBatchBuilder::new()
+            .producer(pid, 0, seq)
+            .attributes(attrs);
+        for k in keys {
+            b.push(ts, Some(k.as_bytes()), Some(b"v"), &[]);
+        }
+        let bytes = b.build();
+        let hs = validate_producer_batches(&bytes, 1 << 20).unwrap();
+        log.append(&bytes, &hs, 0, ts).unwrap();
+    }
+
+    fn end(log: &mut PartitionLog, pid: i64, abort: bool, ts: i64) {
+        use crate::log::control::{marker_batch, ControlType};
+        let control = if abort {
+            ControlType::Abort
+        } else {
+            ControlType::Commit
+        };
+        let bytes = marker_batch(pid, 0, 1, control, ts);
+        let h = crate::log::parse_header(&bytes).unwrap();
+        log.append_from(
+            &bytes,
+            &[h],
+            0,
+            ts,
+            crate::log::producer_state::AppendOrigin::Coordinator,
+        )
+        .unwrap();
+    }
+
+    /// (base offset, is a marker) of every batch.
+    fn batches(log: &PartitionLog) -> Vec<(i64, bool)> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let bytes = log.read(offset, 1 << 20).unwrap().bytes;
+            let hs = crate::log::test_util::headers_of(&bytes);
+            let Some(last) = hs.last() else { break };
+            offset = last.next_offset();
+            out.extend(hs.iter().map(|h| (h.base_offset, h.is_control())));
+        }
+        out
+    }
+
+    #[test]
+    fn aborted_records_go_markers_follow_their_data_and_open_transactions_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), compacted(1 << 20));
+        put_from(&mut log, 1, 0, true, &["a", "b"], 1_000); // 0..=1, aborted below
+        put_from(&mut log, 2, 0, true, &["a"], 1_000); // 2, committed below
+        end(&mut log, 1, true, 1_000); // 3
+        end(&mut log, 2, false, 1_000); // 4
+        put_from(&mut log, 1, 2, false, &["z"], 1_000); // 5
+        seal(&mut log);
+        put_from(&mut log, 3, 0, true, &["o"], 1_000); // 6, left open
+        seal(&mut log);
+        assert_eq!(log.last_stable_offset(7), 6);
+        assert_eq!(log.segment_base_offsets(), vec![0, 6, 7]);
+
+        // The aborted batch goes; both markers stay, their transactions had batches here.
+        let stats = run(&mut log, 10_000, 1 << 20).unwrap();
+        assert_eq!(
+            stats.end_offset, 6,
+            "the open transaction's segment is not cleaned"
+        );
+        assert_eq!(
+            batches(&log),
+            vec![(2, false), (3, true), (4, true), (5, false), (6, false)]
+        );
+        assert_eq!(
+            log.aborted_transactions(0, 7).len(),
+            1,
+            "the abort is still indexed"
+        );
+        // The next cleaning finds no batch of the aborted transaction: its marker gets a
+        // delete horizon (1 s) and loses its index entry; the commit stays (its batch does).
+        log.set_first_dirty_offset(0).unwrap();
+        run(&mut log, 10_000, 1 << 20).unwrap();
+        assert_eq!(batches(&log).len(), 5);
+        assert!(log.aborted_transactions(0, 7).is_empty());
+        log.set_first_dirty_offset(0).unwrap();
+        run(&mut log, 10_500, 1 << 20).unwrap();
+        assert_eq!(batches(&log).len(), 5, "before the horizon");
+        log.set_first_dirty_offset(0).unwrap();
+        run(&mut log, 11_000, 1 << 20).unwrap();
+        assert_eq!(
+            batches(&log),
+            vec![(2, false), (4, true), (5, false), (6, false)]
+        );
+        // The rewrite survives a reopen with the same transactions.
+        log.close().unwrap();
+        let log = open(dir.path(), compacted(1 << 20));
+        assert_eq!(log.last_stable_offset(7), 6);
+        assert!(log.aborted_transactions(0, 7).is_empty());
+        assert_eq!(
+            log.producer_state()
+                .ongoing_transactions()
+                .collect::<Vec<_>>(),
+            vec![(6, 3)]
+        );
     }
 }

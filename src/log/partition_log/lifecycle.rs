@@ -38,6 +38,7 @@ impl PartitionLog {
         }
         super::super::cleaner::swap::recover(dir)?;
         let recovered = recovery::load_segments(dir, &config, clean)?;
+        let txn_rebuild_from = recovered.txn_rebuild_from;
         let stored_lso = read_log_start_offset(dir)?;
 
         let mut log = PartitionLog {
@@ -105,7 +106,7 @@ impl PartitionLog {
             log.epoch_cache.persist()?;
         }
         log.delete_segments_below_log_start()?;
-        log.producers = log.load_producer_state()?;
+        log.load_producer_state(txn_rebuild_from)?;
         Ok(log)
     }
 

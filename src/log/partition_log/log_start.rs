@@ -34,6 +34,7 @@ impl PartitionLog {
             self.guard(r)?;
         }
         self.delete_segments_below_log_start()?;
+        self.producers.on_log_start_offset(offset);
         tracing::info!(dir = %self.dir.display(), log_start_offset = offset, "log start offset moved up");
         Ok(true)
     }

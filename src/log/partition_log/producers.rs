@@ -6,25 +6,88 @@
 //! is loaded from the newest snapshot at or below that offset (newer ones deleted) plus the
 //! batch headers after it.
 
-use super::super::producer_state::ProducerStateManager;
+use super::super::producer_state::{CompletedTxn, ProducerStateManager};
+use super::super::txn_index::AbortedTxn;
 use super::{LogError, PartitionLog};
 
 impl PartitionLog {
-    /// The idempotent-producer state (epochs, sequences, retained batches).
+    /// The producer state (epochs, sequences, retained batches, open transactions).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }
 
     /// Loads the producer state for the batches in `[log start offset, log end offset)`:
-    /// snapshots above the log end offset are deleted, the newest remaining one is loaded
-    /// and the batch headers after it are replayed.
-    pub(super) fn load_producer_state(&self) -> Result<ProducerStateManager, LogError> {
-        ProducerStateManager::load(
+    /// snapshots above the log end offset (and above `rebuild_from`) are deleted, the newest
+    /// remaining one is loaded and the batch headers after it are replayed; the aborted
+    /// transactions the replay completed are written to the `.txnindex` files that miss them.
+    pub(super) fn load_producer_state(
+        &mut self,
+        rebuild_from: Option<i64>,
+    ) -> Result<(), LogError> {
+        let (state, completed) = ProducerStateManager::load(
             &self.dir,
             &self.segments,
             self.log_start_offset,
             self.log_end_offset,
-        )
+            rebuild_from,
+        )?;
+        self.producers = state;
+        self.index_aborted(&completed)
+    }
+
+    /// Writes the `.txnindex` entries of the aborted transactions among `completed`, each in
+    /// the segment that holds its marker (an entry already there is not written twice).
+    pub(super) fn index_aborted(&mut self, completed: &[CompletedTxn]) -> Result<(), LogError> {
+        for entry in completed.iter().filter_map(CompletedTxn::aborted_entry) {
+            if let Some((_, seg)) = self.segments.range_mut(..=entry.last_offset).next_back() {
+                if seg.append_aborted(entry)? {
+                    tracing::debug!(
+                        dir = %self.dir.display(),
+                        producer_id = entry.producer_id,
+                        first_offset = entry.first_offset,
+                        marker = entry.last_offset,
+                        "indexed an aborted transaction"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last stable offset (Kafka's `lastStableOffset`) for a partition whose high
+    /// watermark is `high_watermark`: the first offset of the oldest transaction that is
+    /// open, or completed with its marker not yet below the high watermark, kept at or above
+    /// the log start offset; the high watermark when there is none, and never above it.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        match self.producers.first_unstable_offset(high_watermark) {
+            Some(first) => first.max(self.log_start_offset).min(high_watermark),
+            None => high_watermark,
+        }
+    }
+
+    /// Forgets the completed transactions the high watermark has passed.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.producers.on_high_watermark(high_watermark);
+    }
+
+    /// Kafka's `collectAbortedTransactions`: the aborted transactions that end at or after
+    /// `from` and start below `to`, from the `.txnindex` of the segment holding `from` on,
+    /// until an entry's last stable offset shows no later one can start below `to`. Ordered
+    /// by first offset.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        let mut out = Vec::new();
+        for seg in self.segments.range(start..).map(|(_, s)| s) {
+            if seg.txn_index().collect(from, to, &mut out) {
+                break;
+            }
+        }
+        out.sort_by_key(|t| (t.first_offset, t.producer_id));
+        out
     }
 }
 
@@ -33,7 +96,7 @@ mod tests {
     use super::*;
     use crate::log::batch::validate_producer_batches;
     use crate::log::partition_log::test_support::{
-        duplicate, fresh, idem_batch, open, send, snapshot_offsets,
+        duplicate, end_txn, fresh, idem_batch, open, send, snapshot_offsets, txn_batch,
     };
     use crate::log::partition_log::LogConfig;
     use crate::log::test_util::{headers_of, produce, small_config};
@@ -269,5 +332,177 @@ mod tests {
         assert!(!log.producer_state().is_empty());
         log.apply_retention(5_000 + expiry).unwrap();
         assert!(log.producer_state().is_empty());
+    }
+
+    /// Producer 1 writes 0..=2 and producer 2 writes 3 in transactions; 1 aborts (marker 4),
+    /// 2 commits (marker 5).
+    fn two_transactions(log: &mut PartitionLog) {
+        fresh(log, &txn_batch(1, 0, 0, 3));
+        fresh(log, &txn_batch(2, 0, 0, 1));
+        assert_eq!(log.last_stable_offset(4), 0, "both open");
+        assert_eq!(end_txn(log, 1, 0, 7, true).unwrap().base_offset, 4);
+        assert_eq!(log.last_stable_offset(5), 3, "2 is still open");
+        assert_eq!(end_txn(log, 2, 0, 7, false).unwrap().base_offset, 5);
+    }
+
+    fn aborted(pid: i64, first: i64, last: i64, lso: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: lso,
+        }
+    }
+
+    fn txn_index_file(dir: &std::path::Path, base: i64) -> std::path::PathBuf {
+        dir.join(crate::log::segment::file_name(
+            base,
+            crate::log::txn_index::TXN_INDEX_SUFFIX,
+        ))
+    }
+
+    #[test]
+    fn an_abort_is_indexed_and_the_last_stable_offset_waits_for_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        two_transactions(&mut log);
+        // Completed transactions stay unstable until the high watermark passes the marker.
+        assert_eq!(log.last_stable_offset(5), 3);
+        assert_eq!(log.last_stable_offset(6), 6);
+        assert_eq!(
+            log.last_stable_offset(2),
+            0,
+            "never above the high watermark"
+        );
+        log.on_high_watermark(6);
+        assert_eq!(log.last_stable_offset(6), 6);
+        let expected = aborted(1, 0, 4, 3);
+        assert_eq!(log.aborted_transactions(0, 6), vec![expected]);
+        assert_eq!(log.aborted_transactions(4, 6), vec![expected]);
+        assert!(log.aborted_transactions(5, 6).is_empty(), "ends before 5");
+        assert!(
+            log.aborted_transactions(0, 0).is_empty(),
+            "starts at 0, not below"
+        );
+        assert_eq!(
+            fs::read(txn_index_file(dir.path(), 0)).unwrap().len(),
+            crate::log::txn_index::ENTRY_SIZE
+        );
+        // A marker for a producer without an open transaction is written and harmless.
+        assert_eq!(end_txn(&mut log, 1, 0, 7, true).unwrap().base_offset, 6);
+        assert_eq!(log.aborted_transactions(0, 7).len(), 1);
+        assert_eq!(log.last_stable_offset(7), 7);
+    }
+
+    #[test]
+    fn fenced_markers_and_stray_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        fresh(&mut log, &txn_batch(1, 3, 0, 1));
+        // A plain idempotent batch inside the transaction.
+        let e = send(&mut log, &idem_batch(1, 3, 1, 1)).unwrap_err();
+        assert!(matches!(e, LogError::InvalidTxnState { .. }), "{e}");
+        end_txn(&mut log, 1, 3, 5, false).unwrap();
+        let e = end_txn(&mut log, 1, 2, 5, true).unwrap_err();
+        assert!(matches!(e, LogError::InvalidProducerEpoch { .. }), "{e}");
+        let e = end_txn(&mut log, 1, 3, 4, true).unwrap_err();
+        assert!(
+            matches!(e, LogError::TransactionCoordinatorFenced { .. }),
+            "{e}"
+        );
+        assert_eq!(log.log_end_offset(), 2, "refused markers write nothing");
+    }
+
+    #[test]
+    fn recovery_rebuilds_a_lost_or_damaged_txn_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        two_transactions(&mut log);
+        fresh(&mut log, &txn_batch(3, 0, 0, 2)); // still open at the crash
+        drop(log); // a crash
+        fs::remove_file(txn_index_file(dir.path(), 0)).unwrap();
+        let log = open(dir.path(), LogConfig::default());
+        assert_eq!(log.aborted_transactions(0, 8), vec![aborted(1, 0, 4, 3)]);
+        assert_eq!(
+            log.last_stable_offset(8),
+            6,
+            "producer 3's transaction is open"
+        );
+        log.close().unwrap();
+        // After a clean shutdown the snapshot covers everything; a damaged index is still
+        // rebuilt from the log.
+        fs::write(txn_index_file(dir.path(), 0), [9u8; 34]).unwrap();
+        let log = open(dir.path(), LogConfig::default());
+        assert_eq!(log.aborted_transactions(0, 8), vec![aborted(1, 0, 4, 3)]);
+        assert_eq!(
+            log.last_stable_offset(8),
+            6,
+            "the snapshot kept the open transaction"
+        );
+        assert_eq!(log.producer_state().entry(1).unwrap().coordinator_epoch, 7);
+    }
+
+    #[test]
+    fn truncation_drops_index_entries_and_reopens_their_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        two_transactions(&mut log);
+        log.truncate_to(4).unwrap();
+        assert!(log.aborted_transactions(0, 4).is_empty());
+        assert!(!txn_index_file(dir.path(), 0).exists());
+        assert_eq!(
+            log.last_stable_offset(4),
+            0,
+            "both transactions are open again"
+        );
+        assert_eq!(
+            log.producer_state()
+                .ongoing_transactions()
+                .collect::<Vec<_>>(),
+            vec![(0, 1), (3, 2)]
+        );
+    }
+
+    #[test]
+    fn a_follower_keeps_the_same_transactions_and_index() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path(), LogConfig::default());
+        let mut follower = open(fdir.path(), LogConfig::default());
+        two_transactions(&mut leader);
+        fresh(&mut leader, &txn_batch(3, 0, 0, 2));
+        let got = leader.read(0, 1 << 20).unwrap();
+        let (headers, len) = crate::log::batch::split_whole_batches(&got.bytes).unwrap();
+        follower
+            .append_replicated(&got.bytes[..len], &headers, 9_000)
+            .unwrap();
+        assert_eq!(
+            follower.aborted_transactions(0, 8),
+            leader.aborted_transactions(0, 8)
+        );
+        assert_eq!(follower.last_stable_offset(8), 6);
+        // The follower became leader: its producer state ends producer 3's transaction.
+        end_txn(&mut follower, 3, 0, 8, true).unwrap();
+        assert_eq!(
+            follower.aborted_transactions(6, 9),
+            vec![aborted(3, 6, 8, 9)]
+        );
+    }
+
+    #[test]
+    fn retention_deletes_the_txn_index_with_its_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = txn_batch(1, 0, 0, 3).len() as u64;
+        let mut config = crate::log::test_util::small_config(size * 2);
+        config.retention_bytes = Some(0);
+        let mut log = open(dir.path(), config);
+        two_transactions(&mut log);
+        fresh(&mut log, &idem_batch(9, 0, 0, 3));
+        fresh(&mut log, &idem_batch(9, 0, 3, 3));
+        let first = log.segment_base_offsets()[0];
+        assert!(txn_index_file(dir.path(), first).exists());
+        log.apply_retention(5_000).unwrap();
+        assert!(log.log_start_offset() > 5);
+        assert!(!txn_index_file(dir.path(), first).exists());
+        assert!(log.aborted_transactions(0, 100).is_empty());
     }
 }

@@ -89,6 +89,7 @@ impl PartitionLog {
             self.log_start_offset = new_first;
             let r = self.persist_log_start_offset();
             self.guard(r)?;
+            self.producers.on_log_start_offset(new_first);
         }
         for base in bases {
             if let Some(seg) = self.segments.remove(&base) {

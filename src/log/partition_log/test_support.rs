@@ -50,3 +50,40 @@ pub fn duplicate(log: &mut PartitionLog, bytes: &[u8]) -> AppendInfo {
 pub fn snapshot_offsets(dir: &Path) -> Vec<i64> {
     crate::log::producer_state::list_snapshots(dir).unwrap()
 }
+
+/// A transactional batch: `n` records from `pid` at `epoch` starting at sequence `seq`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let mut b = crate::log::RecordBatchBuilder::new()
+        .producer(pid, epoch, seq)
+        .attributes(crate::log::batch::ATTR_TRANSACTIONAL);
+    for i in 0..n {
+        b.push(1_000 + i as i64, Some(b"k"), Some(&[7u8; 100]), &[]);
+    }
+    b.build()
+}
+
+/// Appends the marker ending `pid`'s transaction as the coordinator writes it.
+pub fn end_txn(
+    log: &mut PartitionLog,
+    pid: i64,
+    epoch: i16,
+    coordinator_epoch: i32,
+    abort: bool,
+) -> Result<AppendInfo, LogError> {
+    use crate::log::control::{marker_batch, ControlType};
+    let control = if abort {
+        ControlType::Abort
+    } else {
+        ControlType::Commit
+    };
+    let bytes = marker_batch(pid, epoch, coordinator_epoch, control, 5_000);
+    // Markers are control batches, which a producer may not send: take the header as is.
+    let hs = vec![crate::log::batch::parse_header(&bytes).unwrap()];
+    log.append_from(
+        &bytes,
+        &hs,
+        0,
+        5_000,
+        crate::log::producer_state::AppendOrigin::Coordinator,
+    )
+}

@@ -57,8 +57,8 @@ impl PartitionLog {
             let r = self.epoch_cache.persist();
             self.guard(r)?;
         }
-        let r = self.load_producer_state();
-        self.producers = self.guard(r)?;
+        let r = self.load_producer_state(None);
+        self.guard(r)?;
         Ok(())
     }
 
