@@ -47,6 +47,7 @@ Run it with scripts/chaos-txn.sh (creates the Python venv with confluent-kafka):
   scripts/chaos-txn.sh --rounds 12       # the long run
   scripts/chaos-txn.sh --reference       # the same against Apache Kafka (checks the script)
   scripts/chaos-txn.sh --no-build --keep --rounds 6 --partitions 6 --seed 7
+  BROKER_BIN=/path/to/broker scripts/chaos-txn.sh   # another build (no cargo build then)
 """
 
 import argparse
@@ -93,6 +94,9 @@ VERIFY_TIMEOUT = 120
 TAIL_SECONDS = 3
 
 base.TOPIC = TOPIC  # the node runner's metadata helpers look at this topic
+# the broker binary (scripts/chaos.py's Node starts base.BIN): BROKER_BIN overrides, e.g. a
+# CARGO_TARGET_DIR build
+base.BIN = os.environ.get("BROKER_BIN") or base.BIN
 
 
 def find_coordinator(port, key, key_type):
@@ -765,7 +769,7 @@ def main():
     passed = False
     code = 2
     try:
-        if not args.reference and not args.no_build:
+        if not args.reference and not args.no_build and not os.environ.get("BROKER_BIN"):
             log("cargo build --release")
             if subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT).returncode != 0:
                 raise SetupError("cargo build --release failed")

@@ -812,9 +812,18 @@ def phase_restart_verify(bootstrap, state, rep):
 def phase_cleanup(bootstrap, state, rep):
     admin = admin_client(bootstrap)
     problems = []
-    f = admin.delete_consumer_groups([state["group"]], request_timeout=REQUEST_TIMEOUT)
-    _, err = call(f[state["group"]].result, timeout=REQUEST_TIMEOUT + 5)
-    e = as_error(err)
+    # right after a restart the group coordinator may still be loading: retried for 30 s
+    retry = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+             KafkaError.NOT_COORDINATOR}
+    deadline = time.monotonic() + 30
+    while True:
+        f = admin.delete_consumer_groups([state["group"]], request_timeout=REQUEST_TIMEOUT)
+        _, err = call(f[state["group"]].result, timeout=REQUEST_TIMEOUT + 5)
+        e = as_error(err)
+        if err is not None and e and e.code() in retry and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        break
     if err is not None and not (e and e.code() == KafkaError.GROUP_ID_NOT_FOUND):
         problems.append(f"delete_consumer_groups: {err_text(err)}")
     rep.check("txn_delete_group", problems)
