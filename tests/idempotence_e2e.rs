@@ -91,20 +91,21 @@ async fn init_producer_id_gives_distinct_ids_across_calls_and_restarts() {
         InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s(""))));
     let r = c.call(&empty, 2).await;
     assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
-    // Transactions are not supported: the error every client treats as fatal at once.
+    // A transactional id keeps its producer id (from the same allocator, so never one
+    // handed out above) and each InitProducerId bumps its epoch.
     let txn = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(s("txn-1"))))
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    let mut txn_pid = None;
     for version in 0..=5 {
         let r = c.call(&txn, version).await;
-        assert_eq!(
-            r.error_code,
-            ResponseError::TransactionalIdAuthorizationFailed.code()
-        );
-        assert_eq!(r.producer_id.0, -1);
+        assert_eq!(r.error_code, 0, "v{version}");
+        assert_eq!(r.producer_epoch, version, "v{version}");
+        assert_eq!(*txn_pid.get_or_insert(r.producer_id.0), r.producer_id.0);
     }
+    assert!(seen.insert(txn_pid.unwrap()));
     b.stop().await;
 
     // A restarted broker never hands out an id it gave before.

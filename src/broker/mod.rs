@@ -4,9 +4,10 @@
 //! Start-up order: validate config (done by the caller) → open the metadata store →
 //! initialise the cluster id once → register this broker's client address → open and
 //! recover every hosted partition and give each its role (the first reconcile step) →
-//! load the groups of the `__consumer_offsets` partitions led here. Background tasks: the
-//! reconcile task, the controller loops, ISR checks, group timers, retention and interval
-//! flushes.
+//! load the groups of the `__consumer_offsets` partitions and the transaction state of the
+//! `__transaction_state` partitions led here. Background tasks: the reconcile task, the
+//! controller loops, ISR checks, group timers, the transaction timeout / expiration tick,
+//! retention and interval flushes.
 //!
 //! Components get what they need at construction (the partition registry, the metadata
 //! handle); none of them holds a reference back to the broker.
@@ -26,6 +27,8 @@ use crate::config::{Config, FlushPolicy};
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCommand;
 use crate::replication::{PartitionRegistry, ReplicaManager};
+use crate::txn::markers::MarkerSender;
+use crate::txn::TransactionCoordinator;
 use reconcile::Reconciler;
 pub use topics::AdminError;
 
@@ -55,12 +58,16 @@ pub struct Broker {
     /// Roles, follower fetchers and leader-side replica tracking.
     pub replication: Arc<ReplicaManager>,
     pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub txn: Arc<TransactionCoordinator>,
+    /// Writes transaction markers (for the coordinator, and for WriteTxnMarkers).
+    pub markers: Arc<MarkerSender>,
     /// Applies each new metadata image to the components above.
     pub reconciler: Arc<Reconciler>,
     /// Background tasks, aborted on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Producer ids for InitProducerId.
-    pub producer_ids: producer_ids::ProducerIdManager,
+    /// Producer ids for InitProducerId (shared with the transaction coordinator).
+    pub producer_ids: Arc<producer_ids::ProducerIdManager>,
     pub started_at: Instant,
 }
 
@@ -127,11 +134,27 @@ impl Broker {
             metadata.clone(),
             partitions.clone(),
         ));
+        let producer_ids = Arc::new(producer_ids::ProducerIdManager::new(node_id));
+        let markers = Arc::new(MarkerSender::new(
+            node_id,
+            metadata.clone(),
+            partitions.clone(),
+            groups.clone(),
+            config.clone(),
+        ));
+        let txn = Arc::new(TransactionCoordinator::new(
+            config.clone(),
+            metadata.clone(),
+            partitions.clone(),
+            producer_ids.clone(),
+            markers.clone(),
+        ));
         let reconciler = Arc::new(Reconciler::new(
             node_id,
             partitions.clone(),
             replication.clone(),
             groups.clone(),
+            txn.clone(),
         ));
         // The first step, before anything is served: every hosted partition open, with its
         // role, and the groups of the `__consumer_offsets` partitions led here loaded.
@@ -154,12 +177,14 @@ impl Broker {
             partitions,
             replication,
             groups,
+            txn,
+            markers,
             reconciler,
             config,
             node_id,
             metadata,
             tasks: Default::default(),
-            producer_ids: producer_ids::ProducerIdManager::new(node_id),
+            producer_ids,
             started_at: Instant::now(),
         });
         tracing::info!(
@@ -226,6 +251,17 @@ impl Broker {
                 groups.tick();
             }
         }));
+        let txn = self.txn.clone();
+        let every = self.config.transactions.abort_timed_out_interval;
+        self.keep(tokio::spawn(async move {
+            // Timed-out transactions are aborted, idle transactional ids expired.
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                txn.tick();
+            }
+        }));
         if let FlushPolicy::Interval(every) = self.config.flush {
             let broker = self.clone();
             self.keep(tokio::spawn(async move {
@@ -286,6 +322,7 @@ impl Broker {
         {
             task.abort();
         }
+        self.txn.stop();
         self.replication.stop_all();
     }
 

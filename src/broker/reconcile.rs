@@ -2,7 +2,8 @@
 //! in order, one image at a time: opens the logs of partitions newly placed here (recovering
 //! what is on disk) and deletes those of deleted topics, sets each partition's role
 //! (leader, follower, neither), points the follower fetchers at the leaders, and loads or
-//! unloads the consumer groups of `__consumer_offsets` partitions whose leadership moved.
+//! unloads the consumer groups of `__consumer_offsets` partitions and the transaction state
+//! of `__transaction_state` partitions whose leadership moved.
 //!
 //! It is the only place that does this. The file work runs on a blocking thread, never on
 //! an async worker, and never on the request path: a request for a partition this broker
@@ -21,6 +22,7 @@ use crate::log::LogError;
 use crate::metadata::MetadataImage;
 use crate::replication::manager::{apply_roles, FetchTargets};
 use crate::replication::{Partition, PartitionRegistry, ReplicaManager, RoleChange};
+use crate::txn::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 
 /// How long an admin call waits for its change to be reconciled.
 const WAIT: Duration = Duration::from_secs(30);
@@ -78,6 +80,7 @@ pub struct Reconciler {
     partitions: Arc<PartitionRegistry>,
     replication: Arc<ReplicaManager>,
     groups: Arc<GroupCoordinator>,
+    txn: Arc<TransactionCoordinator>,
     done: watch::Sender<Reconciled>,
 }
 
@@ -87,12 +90,14 @@ impl Reconciler {
         partitions: Arc<PartitionRegistry>,
         replication: Arc<ReplicaManager>,
         groups: Arc<GroupCoordinator>,
+        txn: Arc<TransactionCoordinator>,
     ) -> Reconciler {
         Reconciler {
             node_id,
             partitions,
             replication,
             groups,
+            txn,
             done: watch::Sender::new(Reconciled::default()),
         }
     }
@@ -107,13 +112,22 @@ impl Reconciler {
         } = reconcile_partitions(&self.partitions, &applied.image, self.node_id);
         self.replication.set_fetch_targets(targets);
         for (p, change) in changed {
-            if p.topic != OFFSETS_TOPIC {
-                continue;
-            }
-            match change {
-                RoleChange::BecameLeader => self.groups.load_partition(p.index),
-                RoleChange::LostLeadership => self.groups.unload_partition(p.index),
-                RoleChange::Unchanged => {}
+            match (p.topic.as_str(), change) {
+                (OFFSETS_TOPIC, RoleChange::BecameLeader) => self.groups.load_partition(p.index),
+                (OFFSETS_TOPIC, RoleChange::LostLeadership) => {
+                    self.groups.unload_partition(p.index)
+                }
+                (TRANSACTION_STATE_TOPIC, RoleChange::BecameLeader) => {
+                    // The coordinator epoch is the leader epoch just taken.
+                    match p.watermark().leader_epoch {
+                        Some(epoch) => self.txn.load_partition(p.index, epoch),
+                        None => self.txn.unload_partition(p.index),
+                    }
+                }
+                (TRANSACTION_STATE_TOPIC, RoleChange::LostLeadership) => {
+                    self.txn.unload_partition(p.index)
+                }
+                _ => {}
             }
         }
         let error = synced.err().map(Arc::new);

@@ -17,6 +17,7 @@ use crate::cluster::{controller, ProposeError};
 use crate::config::topic as topic_config;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{MetadataCommand, MetadataImage, PartitionAssignment, TopicImage};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// A refused admin operation: the Kafka error and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,10 +257,15 @@ impl Broker {
         validate_configs(&configs)?;
         let brokers = self.placement_brokers().len();
         if replication_factor as usize > brokers {
+            let setting = if name == TRANSACTION_STATE_TOPIC {
+                "transaction_state_replication_factor"
+            } else {
+                "offsets_topic_replication_factor"
+            };
             return Err(AdminError::new(
                 ResponseError::CoordinatorNotAvailable,
                 format!(
-                    "{name} needs {replication_factor} live brokers (offsets_topic_replication_factor); {brokers} are live"
+                    "{name} needs {replication_factor} live brokers ({setting}); {brokers} are live"
                 ),
             ));
         }
@@ -445,6 +451,52 @@ impl Broker {
                 OFFSETS_TOPIC,
                 groups.offsets_topic_partitions,
                 groups.offsets_topic_replication_factor,
+                configs,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet (Kafka creates it on the first
+    /// FindCoordinator for a transactional id or InitProducerId): compacted, 100 MiB
+    /// segments, kept forever, and min.insync.replicas 2 when replicated (Kafka's
+    /// `transaction.state.log.min.isr`).
+    pub async fn ensure_transaction_state_topic(&self) -> Result<(), AdminError> {
+        if self
+            .metadata
+            .image()
+            .topics
+            .contains_key(TRANSACTION_STATE_TOPIC)
+        {
+            return Ok(());
+        }
+        let txn = &self.config.transactions;
+        let mut configs = BTreeMap::from([
+            (
+                topic_config::SEGMENT_BYTES.to_string(),
+                "104857600".to_string(),
+            ),
+            (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
+            (
+                topic_config::CLEANUP_POLICY.to_string(),
+                "compact".to_string(),
+            ),
+        ]);
+        if txn.state_replication_factor > 1 {
+            configs.insert(
+                topic_config::MIN_INSYNC_REPLICAS.to_string(),
+                "2".to_string(),
+            );
+        }
+        match self
+            .create_internal_topic(
+                TRANSACTION_STATE_TOPIC,
+                txn.state_partitions,
+                txn.state_replication_factor,
                 configs,
             )
             .await

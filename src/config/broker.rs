@@ -227,6 +227,38 @@ const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Largest request accepted (server.max_request_bytes).",
         |c| Some(c.server.max_request_bytes.to_string()),
     ),
+    def(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        ConfigKind::Int,
+        "How often transactions open longer than their timeout are aborted, and idle \
+         transactional ids expired (transaction_abort_timed_out_interval).",
+        |c| millis(c.transactions.abort_timed_out_interval),
+    ),
+    def(
+        "transaction.max.timeout.ms",
+        ConfigKind::Int,
+        "The largest transaction.timeout.ms a producer may use (transaction_max_timeout).",
+        |c| millis(c.transactions.max_timeout),
+    ),
+    def(
+        "transaction.state.log.num.partitions",
+        ConfigKind::Int,
+        "Partitions of __transaction_state (transaction_state_partitions).",
+        |c| Some(c.transactions.state_partitions.to_string()),
+    ),
+    def(
+        "transaction.state.log.replication.factor",
+        ConfigKind::Short,
+        "Replicas of __transaction_state (transaction_state_replication_factor; \
+         default_replication_factor when -1).",
+        |c| Some(c.transactions.state_replication_factor.to_string()),
+    ),
+    def(
+        "transactional.id.expiration.ms",
+        ConfigKind::Int,
+        "A transactional id idle this long is removed (transactional_id_expiration).",
+        |c| millis(c.transactions.id_expiration),
+    ),
 ];
 
 /// Every broker config of a node running with `config`, in name order.

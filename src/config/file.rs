@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{
     CleanerConfig, ClusterConfig, Config, ConfigError, FlushPolicy, GroupConfig, ServerConfig,
+    TransactionConfig,
 };
 
 impl Default for Config {
@@ -71,6 +72,11 @@ struct RawConfig {
     group_initial_rebalance_delay: String,
     group_min_session_timeout: String,
     group_max_session_timeout: String,
+    transaction_max_timeout: String,
+    transactional_id_expiration: String,
+    transaction_state_partitions: i64,
+    transaction_state_replication_factor: i64,
+    transaction_abort_timed_out_interval: String,
     server: RawServer,
     cluster: RawCluster,
 }
@@ -100,6 +106,11 @@ impl Default for RawConfig {
             group_initial_rebalance_delay: "3s".into(),
             group_min_session_timeout: "6s".into(),
             group_max_session_timeout: "30m".into(),
+            transaction_max_timeout: "15m".into(),
+            transactional_id_expiration: "168h".into(),
+            transaction_state_partitions: 50,
+            transaction_state_replication_factor: -1,
+            transaction_abort_timed_out_interval: "10s".into(),
             server: RawServer::default(),
             cluster: RawCluster::default(),
         }
@@ -478,6 +489,48 @@ impl Config {
                 "must not be above group_max_session_timeout",
             ));
         }
+        let transactions = TransactionConfig {
+            max_timeout: c.duration("transaction_max_timeout", &raw.transaction_max_timeout)?,
+            id_expiration: c.duration(
+                "transactional_id_expiration",
+                &raw.transactional_id_expiration,
+            )?,
+            state_partitions: c.range(
+                "transaction_state_partitions",
+                raw.transaction_state_partitions,
+                1,
+                1000,
+            )? as i32,
+            state_replication_factor: match raw.transaction_state_replication_factor {
+                -1 => default_replication_factor,
+                n => c.range(
+                    "transaction_state_replication_factor",
+                    n,
+                    1,
+                    i16::MAX as i64,
+                )? as i16,
+            },
+            abort_timed_out_interval: c.duration(
+                "transaction_abort_timed_out_interval",
+                &raw.transaction_abort_timed_out_interval,
+            )?,
+        };
+        // Kafka's ranges: timeouts and intervals are positive int32 milliseconds.
+        for (field, d) in [
+            ("transaction_max_timeout", transactions.max_timeout),
+            ("transactional_id_expiration", transactions.id_expiration),
+            (
+                "transaction_abort_timed_out_interval",
+                transactions.abort_timed_out_interval,
+            ),
+        ] {
+            if d.is_zero() || d.as_millis() > i32::MAX as u128 {
+                return Err(c.err(
+                    field,
+                    "must be above zero and at most 2147483647 ms (about 24.8 days)",
+                ));
+            }
+        }
         let port = c.range("server.port", raw.server.port.0, 1, 65535)? as u16;
         if raw.server.host.trim().is_empty() {
             return Err(c.err("server.host", "must not be empty"));
@@ -562,6 +615,7 @@ impl Config {
             segment_roll_time,
             cleaner,
             groups,
+            transactions,
             server: ServerConfig {
                 host: raw.server.host,
                 port,

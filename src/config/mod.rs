@@ -73,6 +73,7 @@ pub struct Config {
     pub segment_roll_time: Duration,
     pub cleaner: CleanerConfig,
     pub groups: GroupConfig,
+    pub transactions: TransactionConfig,
     pub server: ServerConfig,
     pub cluster: ClusterConfig,
 }
@@ -111,6 +112,23 @@ pub struct GroupConfig {
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+}
+
+/// The transaction coordinator (Kafka's `transaction.max.timeout.ms`,
+/// `transactional.id.expiration.ms`, `transaction.state.log.*`,
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// The largest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout: Duration,
+    /// An id idle this long (no transaction open) is removed.
+    pub id_expiration: Duration,
+    pub state_partitions: i32,
+    /// Replicas of `__transaction_state` (-1 in the file: `default_replication_factor`).
+    pub state_replication_factor: i16,
+    /// How often transactions open longer than their timeout are looked for and aborted
+    /// (idle ids are expired on the same tick).
+    pub abort_timed_out_interval: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -39,17 +39,19 @@ pub async fn find_coordinator(
         if let Err(e) = broker.ensure_offsets_topic().await {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
         }
+    } else if request.key_type == 1 {
+        if let Err(e) = broker.ensure_transaction_state_topic().await {
+            tracing::warn!(error = %e.message, "cannot create __transaction_state");
+        }
     }
     let lookups: Vec<(String, Result<crate::metadata::BrokerInfo, ResponseError>)> = keys
         .into_iter()
         .map(|key| {
             let found = match request.key_type {
                 0 => broker.groups.coordinator_for(&key),
-                // Transactions are not supported. Java, librdkafka and franz-go treat this
-                // code as fatal at once (COORDINATOR_NOT_AVAILABLE would make Java retry
-                // until max.block.ms and hide the cause); InitProducerId and Produce answer
-                // transactional requests the same way.
-                1 => Err(ResponseError::TransactionalIdAuthorizationFailed),
+                // The leader of the id's `__transaction_state` partition.
+                1 if key.is_empty() => Err(ResponseError::InvalidRequest),
+                1 => broker.txn.coordinator_for(&key),
                 _ => Err(ResponseError::InvalidRequest),
             };
             (key, found)

@@ -115,9 +115,15 @@ pub async fn handle(
             };
             if let Some(id) = &transactional_id {
                 if checked.headers.iter().any(|h| h.is_transactional()) {
-                    if let Err((error, message)) =
-                        verify_transactional(broker, id, name, &checked.partition, &checked.headers)
-                            .await
+                    if let Err((error, message)) = verify_transactional(
+                        broker,
+                        id,
+                        name,
+                        &checked.partition,
+                        &checked.headers,
+                        version,
+                    )
+                    .await
                     {
                         partitions.push(partition_error(index, error.code(), message));
                         continue;
@@ -193,20 +199,40 @@ fn has_transactional_records(request: &ProduceRequest) -> bool {
 /// batches (producer id and epoch in them). Only called for requests with a transactional id
 /// and transactional batches.
 ///
-/// Filled by the marker-delivery part (ask the coordinator with AddPartitionsToTxn v4+
-/// `verify_only`, skipping the call when the producer already has an open transaction in
-/// the partition: `partition.log_reader().producer_state().entry(pid)` and its
-/// `current_txn_first_offset`). Until then every transactional batch is accepted, as a
-/// broker without KIP-890 does.
+/// The producer's open transaction in the partition (Kafka's `hasOngoingTransaction`)
+/// skips the question: its first batch here was verified already. Nothing is cached.
 async fn verify_transactional(
     broker: &Arc<Broker>,
     transactional_id: &str,
     topic: &str,
     partition: &Arc<Partition>,
     headers: &[BatchHeader],
+    version: i16,
 ) -> Result<(), (ResponseError, Option<String>)> {
-    let _ = (broker, transactional_id, topic, partition, headers);
-    Ok(())
+    let batch = crate::txn::verify::Batch {
+        transactional_id,
+        topic,
+        partition: partition.index,
+        headers,
+        version,
+    };
+    crate::txn::verify::verify_batch(
+        &broker.markers,
+        &batch,
+        |pid, epoch| {
+            partition
+                .log_reader()
+                .producer_state()
+                .entry(pid)
+                .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some())
+        },
+        |pid, epoch, partitions| {
+            broker
+                .txn
+                .verify_partitions(transactional_id, pid, epoch, partitions)
+        },
+    )
+    .await
 }
 
 /// Step 1: the partition is led here and its batches pass the header-level checks (magic,

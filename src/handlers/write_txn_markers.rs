@@ -18,27 +18,14 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use crate::broker::Broker;
 use crate::log::control::ControlType;
-use crate::txn::markers::{LocalWrite, MarkerSender, TxnMarker, WRITE_TIMEOUT};
-
-/// The local marker writer. It keeps no state of its own for local writes (connections
-/// are only for sending to other brokers), so one made per request writes exactly as the
-/// broker's shared sender would.
-fn local_writer(broker: &Broker) -> MarkerSender {
-    MarkerSender::new(
-        broker.node_id,
-        broker.metadata.clone(),
-        broker.partitions.clone(),
-        broker.groups.clone(),
-        broker.config.clone(),
-    )
-}
+use crate::txn::markers::{LocalWrite, TxnMarker, WRITE_TIMEOUT};
 
 pub async fn handle(
     broker: &Arc<Broker>,
     request: WriteTxnMarkersRequest,
     _version: i16,
 ) -> WriteTxnMarkersResponse {
-    let writer = local_writer(broker);
+    let writer = &broker.markers;
     let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
     let mut waiting: Vec<(usize, usize, usize, LocalWrite)> = Vec::new();
     let mut markers = Vec::with_capacity(request.markers.len());
