@@ -30,7 +30,8 @@ What it does:
      (FindCoordinator key type 1, asked of the nodes themselves), the leader of a random data
      partition (not the coordinator when there is a choice), the group coordinator; wait until a
      transaction commits after the kill (a failure if none within 60 s), at least --down s, then
-     restart the node and wait until it is back in the ISR of the data partitions;
+     restart the node and wait until it is back in the ISR of the data partitions (resume_s: from
+     the kill to the first commit of a transaction that began after it);
   5. stops the producer after its current transaction, waits until every data partition's last
      stable offset reaches its high watermark (no transaction left open: a failure after 90 s),
      reads everything read_committed and read_uncommitted, and counts.
@@ -303,6 +304,7 @@ class Txn:
         self.records = []         # (partition, offset, value) acknowledged
         self.values = []          # every value produced (acknowledged or not)
         self.end = None           # monotonic time the outcome was known
+        self.begin = None         # monotonic time it began
 
 
 class TxnWorker(threading.Thread):
@@ -320,6 +322,7 @@ class TxnWorker(threading.Thread):
         self.crash = None
         self.stage = "starting"
         self.done = False
+        self.begun = {}   # transaction -> monotonic time its beginTransaction was reported
         self.log_path = log_path
         jar = os.path.join(ROOT, "compat-tests", "java", "target", "compat-java.jar")
         self.cmd = ["java", "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -350,9 +353,12 @@ class TxnWorker(threading.Thread):
                 t.values = d["values"]
                 t.records = [tuple(r) for r in d["acked"]]
                 t.end = time.monotonic()
+                t.begin = self.begun.pop(t.n, None)
                 self.txns.append(t)
             elif kind == "STAGE":
                 self.stage = f"{rest} (since {time.monotonic() - base.START:.1f}s)"
+                if rest.startswith("beginTransaction t"):
+                    self.begun[int(rest.split(" t")[1])] = time.monotonic()
             elif kind == "ERROR":
                 where, _, what = rest.partition(" ")
                 self.errors[f"{where} {what.split(':')[0]}"] += 1
@@ -378,8 +384,9 @@ class TxnWorker(threading.Thread):
             self.proc.wait()
 
     def commits_after(self, t):
+        """The end times of the committed transactions that began after t."""
         with self.lock:
-            return [x.end for x in self.txns if x.status == "committed" and x.end > t]
+            return [x.end for x in self.txns if x.status == "committed" and x.begin is not None and x.begin > t]
 
 
 # ---- verification --------------------------------------------------------------------------
@@ -620,7 +627,8 @@ class TxnChaos:
             time.sleep(0.1)
         if commits:
             self.resume.append(min(commits) - kill_time)
-            log(f"  first commit {min(commits) - kill_time:.2f} s after the kill; {len(commits)} commits while down")
+            log(f"  first commit of a transaction begun after the kill: {min(commits) - kill_time:.2f} s after it; "
+                f"{len(commits)} such commits while down")
         else:
             self.fail(f"round {r}: no transaction committed in the {FAILOVER_TIMEOUT} s after killing node {victim} "
                       f"({role}); the producer is at {self.worker.stage}; errors so far {dict(self.worker.errors)}")
