@@ -53,7 +53,8 @@
 #          2-partition output, one copier per partition: partition 0 sends its offsets with the
 #          group id, partition 1 with the consumer's group metadata (--use-group-metadata) and is
 #          killed -9 a third of the way, then started again with the same transactional id and
-#          group. copier_exactly_once: read_committed, each output partition holds exactly its input
+#          group (transaction timeout 10 s: the restarted copier waits for the dead one's
+#          transaction to time out, see copier()). copier_exactly_once: read_committed, each output partition holds exactly its input
 #          partition's records, in order (nothing lost, nothing twice); the aborted records
 #          (read_uncommitted only) must not be zero.
 # compaction_tester
@@ -731,14 +732,18 @@ COPIER_DIR="$STATE_DIR/copier"
 
 # copier LOG PARTITION GROUP [OPTIONS...]: Kafka's TransactionalMessageCopier (kafka-tools) in the
 # background, one input partition to the same partition of the output topic, random aborts;
-# sets SPAWNED (kafka-reference.sh run-tool execs java: the JVM's pid)
+# sets SPAWNED (kafka-reference.sh run-tool execs java: the JVM's pid). Transaction timeout 10 s:
+# the copier asks its consumer's position (OffsetFetch, require_stable) before initTransactions,
+# so after a kill -9 inside a transaction that had sent offsets it waits with
+# UNSTABLE_OFFSET_COMMIT until the coordinator aborts the dead transaction on its timeout (the
+# default 60 s would meet the consumer's 60 s default.api.timeout.ms)
 copier() {
     local log="$1" part="$2" group="$3"
     shift 3
     echo "===== $(date -Is) $COPIER partition $part $*" > "$log"
     "$KAFKA_REF" run-tool "$COPIER" --broker-list "$BOOTSTRAP" --input-topic "$CIN" --input-partition "$part" \
         --output-topic "$COUT" --consumer-group "$group" --transactional-id "$group" --transaction-size 100 \
-        --enable-random-aborts "$@" >> "$log" 2>&1 < /dev/null &
+        --transaction-timeout 10000 --enable-random-aborts "$@" >> "$log" 2>&1 < /dev/null &
     SPAWNED=$!
     PIDS+=("$SPAWNED")
 }
