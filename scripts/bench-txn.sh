@@ -8,7 +8,7 @@
 #   --pairs N         interleaved pairs per figure (this broker, then Kafka; the next pair the
 #                     other way round); the figures are the medians
 #   --records N       records per kafka-producer-perf-test run
-#   --no-build        use target/release/broker as it is (no cargo build --release)
+#   --no-build        use the broker binary as it is (no cargo build --release; see BROKER_BIN)
 #   --reference-only  only Apache Kafka (checks the script itself)
 #
 # Per pair and broker, on a 3-partition topic (replication factor 1):
@@ -22,13 +22,16 @@
 # table also in target/bench-txn/<run>/summary.md. Processes are stopped by the pids this
 # script started. No CPU pinning: on 2 cores the broker shares them with the load generator,
 # for both brokers alike.
-# Environment: KAFKA_HEAP_OPTS (the reference's heap, default -Xms1G -Xmx1G), CARGO (cargo).
+# Environment: KAFKA_HEAP_OPTS (the reference's heap, default -Xms1G -Xmx1G), CARGO (cargo),
+# BROKER_BIN (the broker binary; default $CARGO_TARGET_DIR/release/broker when CARGO_TARGET_DIR
+# is set, else target/release/broker).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 REF="$REPO/scripts/kafka-reference.sh"
 RUN="$REPO/target/bench-txn/$(date +%Y%m%d-%H%M%S)-$$"
+BROKER_BIN="${BROKER_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/broker}"
 say() { echo "[bench-txn] $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -106,9 +109,9 @@ JAR="$REPO/compat-tests/java/target/compat-java.jar"
 declare -A BOOT
 targets=()
 if (( ours )); then
-    [[ -x "$REPO/target/release/broker" ]] || die "target/release/broker missing (build it, or drop --no-build)"
+    [[ -x "$BROKER_BIN" ]] || die "$BROKER_BIN missing (build it, or drop --no-build)"
     mkdir -p "$RUN/ours"
-    cp "$REPO/target/release/broker" "$RUN/ours/broker"
+    cp "$BROKER_BIN" "$RUN/ours/broker"
     port="$(free_port_pair)"
     cat > "$RUN/ours/config.json" <<EOF
 {"data_dir": "$RUN/ours/data", "server": {"host": "127.0.0.1", "port": "$port"}}

@@ -95,9 +95,10 @@ VERIFY_TIMEOUT = 120
 TAIL_SECONDS = 3
 
 base.TOPIC = TOPIC  # the node runner's metadata helpers look at this topic
-# the broker binary (scripts/chaos.py's Node starts base.BIN): BROKER_BIN overrides, e.g. a
-# CARGO_TARGET_DIR build
-base.BIN = os.environ.get("BROKER_BIN") or base.BIN
+# the broker binary (scripts/chaos.py's Node starts base.BIN): BROKER_BIN, else cargo's
+# CARGO_TARGET_DIR/release/broker when that is set, else target/release/broker
+base.BIN = os.environ.get("BROKER_BIN") or (
+    os.path.join(os.environ["CARGO_TARGET_DIR"], "release", "broker") if os.environ.get("CARGO_TARGET_DIR") else base.BIN)
 
 
 def find_coordinator(port, key, key_type):
