@@ -9,7 +9,8 @@ RESULTS_TSV lines: target<TAB>client<TAB>stage<TAB>check<TAB>status<TAB>message
   status  PASS | FAIL | SKIP | NOTRUN
 META_JSON: {"date", "commit", "clients": {client: label}, "targets": {target: label},
             "events": [{"target", "text"}], "scenarios": {"client/scenario": "path"}}
-Checks named group_* (the consumer-group scenarios) get a table of their own.
+Checks named group_* (the consumer-group scenarios) and txn_* (the transaction scenarios) get
+tables of their own.
 """
 
 import json
@@ -36,6 +37,25 @@ GROUP_CANONICAL = {
                        "group_resume_again", "group_list", "group_describe", "group_commit",
                        "group_close"],
     "cleanup": ["group_list_offsets", "group_delete", "group_delete_topic"],
+}
+# the transaction scenarios (python/scenario_txn.py, java --txn, kafka-cli/scenario_txn.sh)
+TXN_CANONICAL = {
+    "produce": ["txn_create_topics", "txn_init", "txn_commit", "txn_abort",
+                "txn_commit_after_abort", "txn_abort_again", "txn_commit_again",
+                "txn_open_invisible", "txn_admin_describe", "txn_admin_list",
+                "txn_admin_describe_producers", "txn_open_visible_after_commit",
+                "txn_zombie_fenced", "txn_fenced_successor_commits", "txn_admin_fence_producers",
+                "txn_timeout_abort", "txn_ctp_input", "txn_send_offsets", "txn_perf_producer",
+                "txn_cli_list", "txn_cli_describe", "txn_cli_open", "txn_cli_find_hanging",
+                "txn_cli_abort", "txn_cli_fence"],
+    "verify": ["txn_read_committed", "txn_read_uncommitted", "txn_offsets_committed",
+               "txn_leave_open", "txn_cli_read_committed", "txn_cli_read_uncommitted",
+               "txn_cli_describe_persisted"],
+    "restart-verify": ["txn_read_committed", "txn_read_uncommitted", "txn_offsets_committed",
+                       "txn_open_after_restart", "txn_abort_open_by_init",
+                       "txn_cli_read_committed", "txn_cli_read_uncommitted",
+                       "txn_cli_describe_persisted"],
+    "cleanup": ["txn_delete_group", "txn_delete_topics"],
 }
 DESCRIBE = {
     "create_topic": "CreateTopics: 3 partitions, max.message.bytes=10000; visible in Metadata",
@@ -126,6 +146,69 @@ DESCRIBE.update({
     "group_commit_on_revoke": "commitSync in onPartitionsRevoked while the group rebalances "
                               "(PreparingRebalance) is accepted, as Kafka does",
 })
+DESCRIBE.update({
+    "txn_create_topics": "CreateTopics: OUT and IN (3 partitions), OPEN (1 partition)",
+    "txn_init": "init_transactions: FindCoordinator (transaction), InitProducerId",
+    "txn_commit": "begin, 30 records, commit (AddPartitionsToTxn, EndTxn commit, markers)",
+    "txn_abort": "begin, 30 records flushed to the log, abort",
+    "txn_commit_after_abort": "the same producer commits again after an abort",
+    "txn_abort_again": "... aborts again",
+    "txn_commit_again": "... commits again",
+    "txn_open_invisible": "an open transaction: read_committed ListOffsets answers its first "
+                          "offset (the last stable offset) and reads stop there, also before a "
+                          "plain producer's later records; read_uncommitted reads them all",
+    "txn_open_visible_after_commit": "after the commit read_committed reads them, no aborted ones",
+    "txn_zombie_fenced": "a second producer with the same transactional.id: the first one's "
+                         "next produce / commit fails fenced (fatal)",
+    "txn_fenced_successor_commits": "the successor's transaction commits; the zombie's records "
+                                    "stay invisible to read_committed",
+    "txn_ctp_input": "produce the consume-transform-produce input (30 plain records)",
+    "txn_send_offsets": "consume-transform-produce with send_offsets_to_transaction and the "
+                        "group metadata (TxnOffsetCommit): a committed round moves the group's "
+                        "offsets, an aborted one does not, the re-read round commits; every "
+                        "input in the output exactly once",
+    "txn_read_committed": "read_committed reads exactly the committed records, per partition "
+                          "in produce order, no aborted record",
+    "txn_read_uncommitted": "read_uncommitted reads every record, committed and aborted",
+    "txn_offsets_committed": "the transactional offset commits are the group's offsets "
+                             "(OffsetFetch require_stable)",
+    "txn_leave_open": "a producer leaves a transaction open (exits without ending it); the last "
+                      "stable offset stays at its start",
+    "txn_open_after_restart": "after the restart the open transaction still holds the last "
+                              "stable offset (producer state recovered)",
+    "txn_abort_open_by_init": "a new producer with that transactional.id aborts it "
+                              "(coordinator state recovered): the open records never become "
+                              "readable, later ones do",
+    "txn_admin_describe": "DescribeTransactions of the open transaction: Ongoing, its "
+                          "partitions, timeout, start time, producer id",
+    "txn_admin_list": "ListTransactions lists it Ongoing; the state filter",
+    "txn_admin_describe_producers": "DescribeProducers on a partition: the producer and its "
+                                    "open transaction's start offset",
+    "txn_admin_fence_producers": "Admin fenceProducers: the producer's commit fails "
+                                 "ProducerFencedException, the id is Empty with a newer epoch",
+    "txn_timeout_abort": "a transaction older than its transaction.timeout.ms (3 s) is aborted "
+                         "by the coordinator: CompleteAbort, last stable offset = log end",
+    "txn_perf_producer": "kafka-producer-perf-test --transactional-id "
+                         "--transaction-duration-ms 100: 2000 records, no errors",
+    "txn_cli_list": "kafka-transactions list: the id, CompleteCommit",
+    "txn_cli_describe": "kafka-transactions describe: CompleteCommit, same producer id, no "
+                        "partitions",
+    "txn_cli_open": "a transactional perf producer killed -9 mid-transaction: describe-producers "
+                    "shows it open on both partitions from the previous log ends; describe: "
+                    "Ongoing with both partitions",
+    "txn_cli_find_hanging": "kafka-transactions find-hanging --max-transaction-timeout 0: "
+                            "nothing (the coordinator knows the open transaction)",
+    "txn_cli_abort": "kafka-transactions abort --start-offset on partition 0 (WriteTxnMarkers "
+                     "from the admin client): closed there, still open on partition 1",
+    "txn_cli_fence": "a new perf producer with the dead one's id: the rest is aborted, "
+                     "CompleteCommit with a newer epoch",
+    "txn_cli_read_committed": "kafka-console-consumer --isolation-level read_committed: "
+                              "exactly the committed records",
+    "txn_cli_read_uncommitted": "... read_uncommitted: also the killed producer's records",
+    "txn_cli_describe_persisted": "kafka-transactions describe: same producer id and epoch",
+    "txn_delete_group": "DeleteGroups on the transactional consumer group",
+    "txn_delete_topics": "DeleteTopics on the scenario's topics",
+})
 CELL = {"PASS": "pass", "FAIL": "**FAIL**", "SKIP": "n.a.", "NOTRUN": "not run"}
 
 
@@ -135,6 +218,7 @@ def main(results_path, meta_path, out_path):
     results = {}
     order = {s: list(CANONICAL[s]) for s, _ in STAGES}
     group_order = {s: list(GROUP_CANONICAL[s]) for s, _ in STAGES}
+    txn_order = {s: list(TXN_CANONICAL[s]) for s, _ in STAGES}
     with open(results_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -143,7 +227,8 @@ def main(results_path, meta_path, out_path):
             target, client, stage, check, status = parts[:5]
             msg = parts[5] if len(parts) > 5 else ""
             results[(target, client, stage, check)] = (status, msg)
-            where = group_order if check.startswith("group_") else order
+            where = (group_order if check.startswith("group_") else
+                     txn_order if check.startswith("txn_") else order)
             if stage in where and check not in where[stage]:
                 where[stage].append(check)
 
@@ -210,6 +295,12 @@ def main(results_path, meta_path, out_path):
             "consumer resumes from the offsets committed before the restart).", ""]
     if not table(group_order):
         del out[group_rows:]
+    txn_rows = len(out)
+    out += ["## Transactions", "",
+            "Same phases; the transaction scenarios have their own `after restart:` checks (a "
+            "transaction left open before the restart, the transactional offsets).", ""]
+    if not table(txn_order):
+        del out[txn_rows:]
 
     fails = [(k, v) for k, v in results.items() if v[0] in ("FAIL", "NOTRUN") and v[1]]
     if fails:

@@ -12,7 +12,8 @@
 #                     (default: all)
 #   --no-franz-go-suite  skip franz-go's own kgo tests (compat-tests/franz-go-suite), which
 #                     otherwise run after the scenarios whenever franz-go is a client
-#   --scenarios LIST  comma-separated subset of: basic,groups (default: all)
+#   --scenarios LIST  comma-separated subset of: basic,groups,txn (default: all; txn =
+#                     transactions: confluent, java, kafka-cli)
 #   --cluster         run this broker as a three-node Raft cluster, replication factor 3 and
 #                     min.insync.replicas 2 by default (free ports, configs in the
 #                     run's temp dir, bootstrap = all three) instead of one node; restart =
@@ -39,7 +40,7 @@ REF_SCRIPT="$REPO/scripts/kafka-reference.sh"
 BROKER_BIN="${BROKER_BIN:-$REPO/target/release/broker}"
 PHASE_TIMEOUT="${PHASE_TIMEOUT:-180}"
 ALL_CLIENTS=(kcat confluent franz-go sarama kafka-go java kafka-cli kafkajs kafka-python)
-ALL_SCENARIOS=(basic groups)
+ALL_SCENARIOS=(basic groups txn)
 # --cluster: the nodes' default_replication_factor / min_insync_replicas, and the replication
 # factor the scenarios give their topics (COMPAT_REPLICATION_FACTOR) against the cluster
 CLUSTER_RF=3
@@ -545,7 +546,21 @@ js_py_checks() {  # js_py_checks SCENARIO STAGE: what kafkajs / kafka-python rep
     esac
 }
 
+txn_checks() {  # txn_checks CLIENT STAGE: what the transaction scenarios report
+    case "$1:$2" in
+        confluent:produce) echo "txn_create_topics txn_init txn_commit txn_abort txn_commit_after_abort txn_abort_again txn_commit_again txn_open_invisible txn_open_visible_after_commit txn_zombie_fenced txn_fenced_successor_commits txn_ctp_input txn_send_offsets" ;;
+        java:produce) echo "txn_create_topics txn_init txn_commit txn_abort txn_commit_after_abort txn_abort_again txn_commit_again txn_open_invisible txn_admin_describe txn_admin_list txn_admin_describe_producers txn_open_visible_after_commit txn_zombie_fenced txn_fenced_successor_commits txn_admin_fence_producers txn_timeout_abort txn_ctp_input txn_send_offsets" ;;
+        confluent:verify|java:verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_leave_open" ;;
+        confluent:restart-verify|java:restart-verify) echo "txn_read_committed txn_read_uncommitted txn_offsets_committed txn_open_after_restart txn_abort_open_by_init" ;;
+        confluent:cleanup|java:cleanup) echo "txn_delete_group txn_delete_topics" ;;
+        kafka-cli:produce) echo "txn_create_topics txn_perf_producer txn_cli_list txn_cli_describe txn_cli_open txn_cli_find_hanging txn_cli_abort txn_cli_fence" ;;
+        kafka-cli:verify|kafka-cli:restart-verify) echo "txn_cli_read_committed txn_cli_read_uncommitted txn_cli_describe_persisted" ;;
+        kafka-cli:cleanup) echo "txn_delete_topics" ;;
+    esac
+}
+
 canonical_checks() {  # canonical_checks SCENARIO CLIENT STAGE: the checks it normally reports
+    if [[ $1 == txn ]]; then txn_checks "$2" "$3"; return 0; fi
     case "$2" in franz-go|sarama|kafka-go) [[ $1 == basic ]] && go_checks "$3"; return 0 ;; esac
     case "$2" in kafkajs|kafka-python) js_py_checks "$1" "$3"; return 0 ;; esac
     case "$1:$3" in                # (for "not run" bookkeeping)
@@ -579,12 +594,15 @@ scenario_cmd() {  # scenario_cmd CLIENT SCENARIO BOOTSTRAP STAGE STATE_DIR
         kcat:groups) echo "$COMPAT/kcat/scenario_groups.sh" "$3" "$phase" "$5" ;;
         confluent:basic) echo "$VENV/bin/python" "$COMPAT/python/scenario_confluent.py" "$3" --phase "$phase" --state "$5/state.json" ;;
         confluent:groups) echo "$VENV/bin/python" "$COMPAT/python/scenario_groups.py" "$3" --phase "$phase" --state "$5/state.json" ;;
+        confluent:txn) echo "$VENV/bin/python" "$COMPAT/python/scenario_txn.py" "$3" --phase "$phase" --state "$5/state.json" ;;
         # one Go program per client; its basic scenario includes groups, idempotence, admin
         franz-go:basic|sarama:basic|kafka-go:basic) echo "$COMPAT/go/scenario.sh" "$1" "$3" "$phase" "$5" ;;
         java:basic) echo "$COMPAT/java/scenario.sh" "$3" "$phase" "$5" ;;
         java:groups) echo "$COMPAT/java/scenario.sh" --groups "$3" "$phase" "$5" ;;
+        java:txn) echo "$COMPAT/java/scenario.sh" --txn "$3" "$phase" "$5" ;;
         kafka-cli:basic) echo "$COMPAT/kafka-cli/scenario.sh" "$3" "$phase" "$5" ;;
         kafka-cli:groups) echo "$COMPAT/kafka-cli/scenario_groups.sh" "$3" "$phase" "$5" ;;
+        kafka-cli:txn) echo "$COMPAT/kafka-cli/scenario_txn.sh" "$3" "$phase" "$5" ;;
         kafkajs:basic|kafkajs:groups) echo node "$COMPAT/node/scenario_kafkajs.js" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
         kafka-python:basic|kafka-python:groups) echo "$VENV/bin/python" "$COMPAT/python/scenario_kafka_python.py" "$3" --scenario "$2" --phase "$4" --state "$5/state.json" ;;
     esac
@@ -774,13 +792,16 @@ paths = {("kcat", "basic"): "compat-tests/kcat/scenario.sh",
          ("kcat", "groups"): "compat-tests/kcat/scenario_groups.sh",
          ("confluent", "basic"): "compat-tests/python/scenario_confluent.py",
          ("confluent", "groups"): "compat-tests/python/scenario_groups.py",
+         ("confluent", "txn"): "compat-tests/python/scenario_txn.py",
          ("franz-go", "basic"): "compat-tests/go/scenario.sh",
          ("sarama", "basic"): "compat-tests/go/scenario.sh",
          ("kafka-go", "basic"): "compat-tests/go/scenario.sh",
          ("java", "basic"): "compat-tests/java/scenario.sh",
          ("java", "groups"): "compat-tests/java/scenario.sh --groups",
+         ("java", "txn"): "compat-tests/java/scenario.sh --txn",
          ("kafka-cli", "basic"): "compat-tests/kafka-cli/scenario.sh",
          ("kafka-cli", "groups"): "compat-tests/kafka-cli/scenario_groups.sh",
+         ("kafka-cli", "txn"): "compat-tests/kafka-cli/scenario_txn.sh",
          ("kafkajs", "basic"): "compat-tests/node/scenario_kafkajs.js --scenario basic",
          ("kafkajs", "groups"): "compat-tests/node/scenario_kafkajs.js --scenario groups",
          ("kafka-python", "basic"): "compat-tests/python/scenario_kafka_python.py --scenario basic",

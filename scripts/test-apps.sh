@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Kafka Connect (distributed), Kafka Streams and Kafka's LogCompactionTester, unchanged, against
+# Kafka Connect (distributed), Kafka Streams (at_least_once and exactly_once_v2, the latter also
+# after kill -9), Kafka's TransactionalMessageCopier (random aborts, kill -9) and
+# LogCompactionTester, unchanged, against
 # this broker: starts a single node (free port, fresh data dir, log cleaner backoff 1 s, 1 MiB
 # segments: the compaction tester's topics take the broker's default segment size, and only
 # rolled segments are cleaned) and runs compat-tests/apps/run.sh against it (see there for the

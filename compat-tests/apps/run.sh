@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Application scenarios: Apache Kafka 4.1.1's own Kafka Connect, Kafka Streams and log compaction
-# tester, unchanged, against a running broker.
+# Application scenarios: Apache Kafka 4.1.1's own Kafka Connect, Kafka Streams (at_least_once and
+# exactly_once_v2), transactional message copier and log compaction tester, unchanged, against a
+# running broker.
 #
 # Usage: compat-tests/apps/run.sh BOOTSTRAP [STATE_DIR]
 #        compat-tests/apps/run.sh --build        (build only)
@@ -33,6 +34,29 @@
 #          a fresh state.dir (the store is restored from the changelog): the counts must cover
 #          both rounds exactly. Round 3: stop, more text, start over round 2's state.dir (local
 #          RocksDB + checkpoint, only the changelog's tail restored): counts of all rounds.
+# streams_eos
+#          The same word count with processing.guarantee=exactly_once_v2 (one transactional
+#          producer per stream thread, input offsets committed inside its transactions), its own
+#          topics and application.id. streams_eos_count: 150 lines, the latest count per word
+#          read_committed must equal the expected counts, and a count above the expected one (a
+#          word counted twice, or an aborted transaction read) fails at once;
+#          streams_eos_transactions: ListTransactions lists the app's transactional ids
+#          (APPLICATION_ID-<process id>-<thread>); streams_eos_kill: 6000 more lines (APPS_EOS_LINES),
+#          the app is killed -9 as soon as the output topic grows (mid-batch: transactions open);
+#          streams_eos_after_kill: 150 more lines while it is down, the app starts again over the
+#          same state.dir (same process id: its producers fence the dead ones' transactions; the
+#          dirty stores are restored from the changelog), the read_committed counts must cover
+#          every line exactly once; streams_eos_stop: SIGTERM, clean close.
+# copier   Kafka's TransactionalMessageCopier (kafka-tools 4.1.1, through scripts/kafka-reference.sh
+#          run-tool), --enable-random-aborts, 100 records per transaction, copying a 2-partition
+#          input (APPS_COPIER_RECORDS per partition, default 3000, unique keys and values) to a
+#          2-partition output, one copier per partition: partition 0 sends its offsets with the
+#          group id, partition 1 with the consumer's group metadata (--use-group-metadata) and is
+#          killed -9 a third of the way, then started again with the same transactional id and
+#          group (transaction timeout 10 s: the restarted copier waits for the dead one's
+#          transaction to time out, see copier()). copier_exactly_once: read_committed, each output partition holds exactly its input
+#          partition's records, in order (nothing lost, nothing twice); the aborted records
+#          (read_uncommitted only) must not be zero.
 # compaction_tester
 #          Kafka's own log compaction torture test, kafka.tools.LogCompactionTester from
 #          kafka_2.13-4.1.1-test.jar (classpath: compaction-tester/pom.xml). It creates its topics
@@ -74,12 +98,15 @@
 # wait for data may take, default 60), APPS_COMPACT_WAIT (seconds to wait for the changelog's
 # compaction, default 40), APPS_REQUIRE_COMPACTION (1: an uncompacted changelog is a FAIL, not a
 # SKIP; scripts/test-apps.sh sets it for this broker, whose cleaner backoff it shortens),
-# APPS_STEPS (the steps to run, space or comma separated, of connect streams compaction_tester;
+# APPS_STEPS (the steps to run, space or comma separated, of connect streams streams_eos copier
+# compaction_tester;
 # they run in that order; default all), APPS_TESTER_ARGS (LogCompactionTester options besides
 # --bootstrap-server, default "--messages 200000 --duplicates 10 --topics 2 --percent-deletes 10
 # --sleep 5"; --sleep is in seconds), APPS_TESTER_TIMEOUT (seconds, default 180),
 # APPS_REQUIRE_TESTER_REDUCTION (1: no reduction is a FAIL of compaction_tester_reduced, not a
-# SKIP; scripts/test-apps.sh sets it for the single node, whose segment size it sets to 1 MiB).
+# SKIP; scripts/test-apps.sh sets it for the single node, whose segment size it sets to 1 MiB),
+# APPS_EOS_LINES (lines of streams_eos' large batch, default 6000), APPS_COPIER_RECORDS (records
+# per input partition of the copier step, default 3000).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -90,7 +117,9 @@ LIB="$HERE/target/lib"
 
 TESTER_POM="$HERE/compaction-tester/pom.xml"
 TESTER_LIB="$HERE/target/tester-lib"
-ALL_STEPS="connect streams compaction_tester"
+ALL_STEPS="connect streams streams_eos copier compaction_tester"
+KAFKA_REF="$(cd "$HERE/../.." && pwd)/scripts/kafka-reference.sh"
+COPIER=org.apache.kafka.tools.TransactionalMessageCopier
 
 needs_build() {
     [[ -f "$JAR" && -d "$LIB" ]] || return 0
@@ -163,8 +192,12 @@ WAIT="${APPS_WAIT:-60}"
 COMPACT_WAIT="${APPS_COMPACT_WAIT:-40}"
 RUN_ID="$(date +%s)$$"
 
-if { wants connect || wants streams; } && ! build; then
+if { wants connect || wants streams || wants streams_eos || wants copier; } && ! build; then
     echo "FAIL apps_build: mvn package failed (see $HERE/target/build.log)"
+    exit 1
+fi
+if wants copier && ! "$KAFKA_REF" fetch > /dev/null 2>&1; then
+    echo "FAIL apps_build: scripts/kafka-reference.sh fetch could not get the Kafka jars (TransactionalMessageCopier is in kafka-tools)"
     exit 1
 fi
 if wants compaction_tester && ! build_tester; then
@@ -620,6 +653,182 @@ streams_step() {
         fail streams_restart_local_state "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
     fi
     if stop_app; then pass streams_stop_round3 "$MSG"; else fail streams_stop_round3 "$MSG"; fi
+}
+
+# ---------------------------------------------------------------- streams, exactly_once_v2
+
+EOS_DIR="$STATE_DIR/streams-eos"
+
+# start_eos N: round N of the exactly_once_v2 word count (log eos-N.log), state.dir EOS_DIR/state
+start_eos() {
+    APP_LOG="$EOS_DIR/eos-$1.log"
+    spawn "$APP_LOG" compat.apps.WordCountApp "$BOOTSTRAP" "$APP_ID" "$INPUT" "$OUTPUT" "$EOS_DIR/state" exactly_once_v2
+    APP_PID=$SPAWNED
+}
+
+# eos_counts: read_committed, the latest count per word must become the counts of TEXTS; a count
+# above the expected one (a record counted twice, an aborted transaction's output read) fails at once
+eos_counts() {
+    tool_watching "$APP_PID" verify-counts-committed "$BOOTSTRAP" "$OUTPUT" "$WAIT" "${TEXTS[@]}"
+}
+
+streams_eos_step() {
+    mkdir -p "$EOS_DIR"
+    APP_ID="apps-wordcount-eos-$RUN_ID"
+    INPUT="$APP_ID-input"
+    OUTPUT="$APP_ID-output"
+    TEXTS=()
+    local STREAMS_DIR="$EOS_DIR"   # produce_text writes its texts here
+    local msg
+    if msg="$(tool create-topics "$BOOTSTRAP" 3 "$INPUT" "$OUTPUT")"; then pass streams_eos_topics "$INPUT, $OUTPUT: $msg"; else
+        fail streams_eos_topics "$msg (log: $TOOL_LOG)"
+        skip streams_eos "no topics"
+        return
+    fi
+    produce_text eos-1 21 || { fail streams_eos_produce "$MSG"; skip streams_eos "no input"; return; }
+    start_eos 1
+    if msg="$(eos_counts)"; then pass streams_eos_count "$msg"; else
+        fail streams_eos_count "$msg$(first_error "$APP_LOG") (log: $APP_LOG)"
+    fi
+    # one transactional producer per stream thread: transactional.id APP_ID-<process id>-<thread>
+    if msg="$(tool list-txns "$BOOTSTRAP" "$APP_ID-")"; then pass streams_eos_transactions "$msg"; else
+        fail streams_eos_transactions "$msg (log: $TOOL_LOG)"
+    fi
+
+    # kill -9 while it works through a large batch: its open transactions must never be read,
+    # the restarted app (same state.dir: same process id, so its producers fence the dead ones)
+    # must count every line exactly once
+    local lines_big="${APPS_EOS_LINES:-6000}"
+    if ! tool gen-text "$EOS_DIR/eos-2.txt" 22 "$lines_big" > /dev/null; then
+        fail streams_eos_produce "gen-text failed (log: $TOOL_LOG)"
+        return
+    fi
+    TEXTS+=("$EOS_DIR/eos-2.txt")
+    if ! kill -0 "$APP_PID" 2>/dev/null; then
+        fail streams_eos_kill "the app had exited before the kill (log: $APP_LOG)"
+        return
+    fi
+    if msg="$(tool_watching "$APP_PID" produce-watch "$BOOTSTRAP" "$INPUT" "$EOS_DIR/eos-2.txt" "$OUTPUT" 30)"; then
+        kill -KILL "$APP_PID" 2>/dev/null
+        wait "$APP_PID" 2>/dev/null
+        pass streams_eos_kill "kill -9 as soon as the output grew: $msg"
+    else
+        kill -KILL "$APP_PID" 2>/dev/null
+        wait "$APP_PID" 2>/dev/null
+        fail streams_eos_kill "$msg$(first_error "$APP_LOG") (log: $APP_LOG)"
+        return
+    fi
+    produce_text eos-3 23 || { fail streams_eos_produce "$MSG"; return; }
+    start_eos 2
+    if msg="$(eos_counts)"; then pass streams_eos_after_kill "$msg; $(restored)"; else
+        fail streams_eos_after_kill "$msg$(first_error "$APP_LOG"); $(restored) (log: $APP_LOG)"
+    fi
+    if stop_app; then pass streams_eos_stop "$MSG"; else fail streams_eos_stop "$MSG"; fi
+}
+
+# ---------------------------------------------------------------- transactional message copier
+
+COPIER_DIR="$STATE_DIR/copier"
+
+# copier LOG PARTITION GROUP [OPTIONS...]: Kafka's TransactionalMessageCopier (kafka-tools) in the
+# background, one input partition to the same partition of the output topic, random aborts;
+# sets SPAWNED (kafka-reference.sh run-tool execs java: the JVM's pid). Transaction timeout 10 s:
+# the copier asks its consumer's position (OffsetFetch, require_stable) before initTransactions,
+# so after a kill -9 inside a transaction that had sent offsets it waits with
+# UNSTABLE_OFFSET_COMMIT until the coordinator aborts the dead transaction on its timeout (the
+# default 60 s would meet the consumer's 60 s default.api.timeout.ms)
+copier() {
+    local log="$1" part="$2" group="$3"
+    shift 3
+    echo "===== $(date -Is) $COPIER partition $part $*" > "$log"
+    "$KAFKA_REF" run-tool "$COPIER" --broker-list "$BOOTSTRAP" --input-topic "$CIN" --input-partition "$part" \
+        --output-topic "$COUT" --consumer-group "$group" --transactional-id "$group" --transaction-size 100 \
+        --transaction-timeout 10000 --enable-random-aborts "$@" >> "$log" 2>&1 < /dev/null &
+    SPAWNED=$!
+    PIDS+=("$SPAWNED")
+}
+
+# processed LOG: the copier's last totalProcessed
+processed() { grep -o '"totalProcessed":[0-9]*' "$1" | tail -n 1 | cut -d: -f2; }
+
+# wait_copier PID LOG SECONDS: exit 0 after "ShutdownComplete"; MSG says how it ended
+wait_copier() {
+    local deadline=$((SECONDS + $3)) rc
+    while kill -0 "$1" 2>/dev/null; do
+        if (( SECONDS >= deadline )); then
+            kill -KILL "$1" 2>/dev/null
+            wait "$1" 2>/dev/null
+            MSG="still running after $3s, at totalProcessed $(processed "$2") (log: $2)"
+            return 1
+        fi
+        sleep 0.3
+    done
+    wait "$1"
+    rc=$?
+    if [[ $rc -ne 0 ]] || ! grep -q '"stage":"ShutdownComplete"' "$2"; then
+        MSG="exit code $rc, last: $(grep -v '^=====' "$2" | grep -m 1 -E 'Exception|ERROR' | cut -c 1-300)$(tail -n 1 "$2" | cut -c 1-200) (log: $2)"
+        return 1
+    fi
+    MSG="$(processed "$2") records"
+}
+
+copier_step() {
+    mkdir -p "$COPIER_DIR"
+    CIN="apps-copier-$RUN_ID-input"
+    COUT="apps-copier-$RUN_ID-output"
+    local n="${APPS_COPIER_RECORDS:-3000}" msg p0 p1 log0="$COPIER_DIR/copier-0.log" log1="$COPIER_DIR/copier-1a.log"
+    if msg="$(tool create-topics "$BOOTSTRAP" 2 "$CIN" "$COUT")" && msg+="; $(tool produce-seq "$BOOTSTRAP" "$CIN" 2 "$n")"; then
+        pass copier_input "$msg"
+    else
+        fail copier_input "$msg (log: $TOOL_LOG)"
+        skip copier "no input"
+        return
+    fi
+    # partition 0: one copier to the end (offsets sent with the group id, the older API);
+    # partition 1: a copier with the group metadata (KIP-447), killed -9 a third of the way,
+    # then a new one with the same transactional id and group
+    copier "$log0" 0 "apps-copier-$RUN_ID-0"
+    p0=$SPAWNED
+    copier "$log1" 1 "apps-copier-$RUN_ID-1" --use-group-metadata
+    p1=$SPAWNED
+    local deadline=$((SECONDS + WAIT)) at=""
+    while kill -0 "$p1" 2>/dev/null && (( SECONDS < deadline )); do
+        at="$(processed "$log1")"
+        [[ -n "$at" ]] && (( at >= n / 3 )) && break
+        sleep 0.1
+    done
+    if ! kill -0 "$p1" 2>/dev/null; then
+        wait "$p1" 2>/dev/null
+        fail copier_kill "the partition-1 copier exited before it could be killed (at totalProcessed ${at:-none} of $n; APPS_COPIER_RECORDS) (log: $log1)"
+    elif [[ -z "$at" ]] || (( at < n / 3 )); then
+        fail copier_kill "the partition-1 copier got to totalProcessed ${at:-none} of $n in ${WAIT}s (log: $log1)"
+        kill -KILL "$p1" 2>/dev/null
+        wait "$p1" 2>/dev/null
+    else
+        kill -KILL "$p1" 2>/dev/null
+        wait "$p1" 2>/dev/null
+        pass copier_kill "the partition-1 copier killed -9 at totalProcessed $at of $n"
+    fi
+    log1="$COPIER_DIR/copier-1b.log"
+    copier "$log1" 1 "apps-copier-$RUN_ID-1" --use-group-metadata
+    p1=$SPAWNED
+    local ok=1 m0 m1
+    wait_copier "$p0" "$log0" "$((WAIT * 2))" || ok=0
+    m0="$MSG"
+    wait_copier "$p1" "$log1" "$((WAIT * 2))" || ok=0
+    m1="$MSG"
+    if (( ok )); then pass copier_run "partition 0: $m0; partition 1 after the kill: $m1"; else
+        fail copier_run "partition 0: $m0; partition 1 after the kill: $m1"
+    fi
+    if msg="$(tool verify-copy "$BOOTSTRAP" "$CIN" "$COUT" "$WAIT")"; then
+        if [[ "$msg" == *"aborted=0 "* ]]; then
+            fail copier_exactly_once "$msg, but no aborted record in the output: --enable-random-aborts aborted nothing that reached the log"
+        else
+            pass copier_exactly_once "$msg"
+        fi
+    else
+        fail copier_exactly_once "$msg (log: $TOOL_LOG)"
+    fi
 }
 
 # ---------------------------------------------------------------- compaction tester

@@ -6,8 +6,7 @@
 #   (default)    run the tests in allowlist.txt; every one of them must pass
 #   --all        run the whole kgo test suite (to grow the allow-list) and print the tests that
 #                pass but are not allow-listed yet; exits 0. About 3 minutes against Apache
-#                Kafka; against this broker TestTxnEtl hangs until the timeout (10 minutes),
-#                so add --skip '^TestTxnEtl$' there
+#                Kafka, 1 minute against this broker
 #   --skip RE    go test -skip: leave out the top-level tests matching RE
 #   --out FILE   also write the `go test -v` output there
 #

@@ -3,6 +3,7 @@
 #
 # Usage: compat-tests/java/scenario.sh BOOTSTRAP [all|produce|verify|cleanup] [STATE_DIR]
 #        compat-tests/java/scenario.sh --groups BOOTSTRAP [all|produce|verify|restart-verify|cleanup] [STATE_DIR]
+#        compat-tests/java/scenario.sh --txn BOOTSTRAP [all|produce|verify|restart-verify|cleanup] [STATE_DIR]
 #        compat-tests/java/scenario.sh --build      (build only; run.sh does this up front)
 #
 # basic (src/main/java/compat/JavaScenario.java):
@@ -21,6 +22,15 @@
 #   restart-verify  the commits survived the restart; a new member reads only the newer
 #                   records, commits, closes
 #   cleanup         committed offsets, DeleteGroups, DeleteTopics
+# --txn (src/main/java/compat/TxnScenario.java, the checks of python/scenario_txn.py and more):
+#   produce         commit / abort / an open transaction (last stable offset; describeTransactions,
+#                   listTransactions, describeProducers) / zombie fencing / fenceProducers / the
+#                   coordinator's timeout abort / consume-transform-produce with
+#                   sendOffsetsToTransaction
+#   verify          read_committed, read_uncommitted, committed offsets; a transaction left open
+#   restart-verify  the same; the open transaction survived the restart; a new producer with its
+#                   transactional.id aborts it
+#   cleanup         DeleteGroups, DeleteTopics
 # all: every phase in a row (default); STATE_DIR defaults to a temporary directory.
 #
 # Both are built with Maven into target/compat-java.jar (+ target/lib/) when it is missing or
@@ -67,8 +77,12 @@ if [[ "${1:-}" == "--groups" ]]; then
     MAIN=compat.GroupsScenario
     PHASES="all|produce|verify|restart-verify|cleanup"
     shift
+elif [[ "${1:-}" == "--txn" ]]; then
+    MAIN=compat.TxnScenario
+    PHASES="all|produce|verify|restart-verify|cleanup"
+    shift
 fi
-[[ $# -ge 1 ]] || { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 PHASE="${2:-all}"
 [[ "|$PHASES|" == *"|$PHASE|"* ]] || { echo "bad phase: $PHASE" >&2; exit 2; }
 if [[ "$PHASE" != all && -z "${3:-}" ]]; then echo "STATE_DIR is required for phase $PHASE" >&2; exit 2; fi

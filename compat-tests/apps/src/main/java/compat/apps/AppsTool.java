@@ -54,6 +54,21 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *                                                     fewer records than offsets; the latest value
  *                                                     per key must always be the word counts of
  *                                                     the FILEs
+ *   verify-counts-committed BOOTSTRAP TOPIC TIMEOUT_S FILE...
+ *                                                     verify-counts as a read_committed consumer
+ *   produce-watch BOOTSTRAP INPUT FILE OUTPUT TIMEOUT_S
+ *                                                     produce FILE to INPUT as `produce` does, then
+ *                                                     return as soon as OUTPUT's log end offsets pass
+ *                                                     the ones before the produce (an app is at work)
+ *   list-txns BOOTSTRAP PREFIX                        ListTransactions: the transactional ids
+ *                                                     starting with PREFIX (at least one) and
+ *                                                     their states
+ *   produce-seq BOOTSTRAP TOPIC PARTITIONS COUNT      COUNT records per partition, key k-P-I,
+ *                                                     value v-P-I (acks=all, idempotent)
+ *   verify-copy BOOTSTRAP INPUT OUTPUT TIMEOUT_S      every partition of OUTPUT read read_committed
+ *                                                     holds exactly the records of the same
+ *                                                     partition of INPUT, in order; the aborted
+ *                                                     records (read_uncommitted only) are counted
  * </pre>
  *
  * The last line on stdout is the result (the reason on failure); exit code 0 = ok, 1 = failed,
@@ -87,9 +102,14 @@ public final class AppsTool {
                 case "check-config" -> checkConfig(args);
                 case "gen-text" -> genText(args);
                 case "produce" -> produce(args);
-                case "verify-counts" -> verifyCounts(args);
+                case "verify-counts" -> verifyCounts(args, "read_uncommitted");
                 case "wait-purged" -> waitPurged(args);
                 case "wait-compacted" -> waitCompacted(args);
+                case "verify-counts-committed" -> verifyCounts(args, "read_committed");
+                case "produce-watch" -> produceWatch(args);
+                case "list-txns" -> listTxns(args);
+                case "produce-seq" -> produceSeq(args);
+                case "verify-copy" -> verifyCopy(args);
                 default -> {
                     usage();
                     yield "";
@@ -114,7 +134,7 @@ public final class AppsTool {
     }
 
     private static void usage() {
-        System.err.println("usage: AppsTool create-topics|check-config|gen-text|produce|verify-counts|wait-purged|wait-compacted ...");
+        System.err.println("usage: AppsTool create-topics|check-config|gen-text|produce|verify-counts|wait-purged|wait-compacted|verify-counts-committed|produce-watch|list-txns|produce-seq|verify-copy ...");
         System.exit(2);
     }
 
@@ -244,7 +264,7 @@ public final class AppsTool {
         return counts;
     }
 
-    private static String verifyCounts(String[] args) throws Exception {
+    private static String verifyCounts(String[] args, String isolation) throws Exception {
         need(args, 5);
         String topic = args[2];
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[3]));
@@ -256,6 +276,7 @@ public final class AppsTool {
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
         try (KafkaConsumer<String, Long> consumer =
                 new KafkaConsumer<>(p, new StringDeserializer(), new LongDeserializer())) {
             List<TopicPartition> tps = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
@@ -383,5 +404,136 @@ public final class AppsTool {
                 Thread.sleep(500);
             }
         }
+    }
+
+    static Map<TopicPartition, Long> endOffsets(Admin admin, String topic) throws Exception {
+        TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+        Map<TopicPartition, OffsetSpec> latest = new HashMap<>();
+        d.partitions().forEach(pi -> latest.put(new TopicPartition(topic, pi.partition()), OffsetSpec.latest()));
+        Map<TopicPartition, Long> end = new TreeMap<>((a, b) -> Integer.compare(a.partition(), b.partition()));
+        admin.listOffsets(latest).all().get(30, TimeUnit.SECONDS).forEach((tp, r) -> end.put(tp, r.offset()));
+        return end;
+    }
+
+    private static String produceWatch(String[] args) throws Exception {
+        need(args, 6);
+        String output = args[4];
+        long timeoutS = Long.parseLong(args[5]);
+        try (Admin admin = admin(args[1])) {
+            Map<TopicPartition, Long> before = endOffsets(admin, output);
+            String produced = produce(new String[] {"produce", args[1], args[2], args[3]});
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutS);
+            while (true) {
+                Map<TopicPartition, Long> now = endOffsets(admin, output);
+                long grown = 0;
+                for (Map.Entry<TopicPartition, Long> e : now.entrySet()) grown += e.getValue() - before.getOrDefault(e.getKey(), 0L);
+                if (grown > 0) return produced + "; " + output + " grew by " + grown + " offsets: " + before.values() + " -> " + now.values();
+                if (System.nanoTime() > deadline) throw new Failed(produced + "; " + output + " did not grow within " + timeoutS + "s: " + now.values());
+                Thread.sleep(20);
+            }
+        }
+    }
+
+    private static String listTxns(String[] args) throws Exception {
+        need(args, 3);
+        try (Admin admin = admin(args[1])) {
+            Map<String, String> mine = new TreeMap<>();
+            for (org.apache.kafka.clients.admin.TransactionListing l : admin.listTransactions().all().get(30, TimeUnit.SECONDS)) {
+                if (l.transactionalId().startsWith(args[2])) mine.put(l.transactionalId(), l.state().toString());
+            }
+            if (mine.isEmpty()) throw new Failed("ListTransactions lists no transactional id starting with " + args[2]);
+            return mine.size() + " transactional ids " + mine;
+        }
+    }
+
+    private static String produceSeq(String[] args) throws Exception {
+        need(args, 5);
+        int partitions = Integer.parseInt(args[3]);
+        int count = Integer.parseInt(args[4]);
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60000);
+        try (KafkaProducer<String, String> producer =
+                new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            List<java.util.concurrent.Future<org.apache.kafka.clients.producer.RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                for (int part = 0; part < partitions; part++) {
+                    fs.add(producer.send(new ProducerRecord<>(args[2], part, String.format("k-%d-%06d", part, i),
+                            String.format("v-%d-%06d", part, i))));
+                }
+            }
+            producer.flush();
+            for (var f : fs) f.get(60, TimeUnit.SECONDS);
+        }
+        return "produced " + count + " records to each of the " + partitions + " partitions of " + args[2];
+    }
+
+    /** Every record of the topic (to its end offsets at the start) as "key=value" per partition. */
+    static Map<Integer, List<String>> readAll(String bootstrap, String topic, String isolation, long timeoutMs)
+            throws Exception {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        Map<Integer, List<String>> out = new TreeMap<>();
+        try (KafkaConsumer<String, String> consumer =
+                new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> tps = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
+                    .map(pi -> new TopicPartition(pi.topic(), pi.partition())).collect(Collectors.toList());
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            // read_committed: the end offsets are the last stable offsets
+            Map<TopicPartition, Long> end = consumer.endOffsets(tps);
+            for (TopicPartition tp : tps) out.put(tp.partition(), new ArrayList<>());
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            while (tps.stream().anyMatch(tp -> consumer.position(tp) < end.get(tp))) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw new Failed("reading " + topic + " (" + isolation + ") did not reach the end offsets " + end.values()
+                            + " within " + timeoutMs / 1000 + "s");
+                }
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    out.get(r.partition()).add(r.key() + "=" + r.value());
+                }
+            }
+        }
+        return out;
+    }
+
+    private static String verifyCopy(String[] args) throws Exception {
+        need(args, 5);
+        long timeoutMs = TimeUnit.SECONDS.toMillis(Long.parseLong(args[4]));
+        Map<Integer, List<String>> in = readAll(args[1], args[2], "read_uncommitted", timeoutMs);
+        // the copiers have exited: the output's last stable offsets must reach its ends
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        Map<Integer, List<String>> committed;
+        String last;
+        while (true) {
+            committed = readAll(args[1], args[3], "read_committed", timeoutMs);
+            List<String> bad = new ArrayList<>();
+            for (Map.Entry<Integer, List<String>> e : in.entrySet()) {
+                List<String> got = committed.getOrDefault(e.getKey(), List.of());
+                if (got.equals(e.getValue())) continue;
+                Map<String, Integer> n = new HashMap<>();
+                for (String r : got) n.merge(r, 1, Integer::sum);
+                long dup = n.values().stream().filter(c -> c > 1).count();
+                long lost = e.getValue().stream().filter(r -> !n.containsKey(r)).count();
+                java.util.Set<String> inSet = new java.util.HashSet<>(e.getValue());
+                long foreign = got.stream().filter(r -> !inSet.contains(r)).count();
+                bad.add("partition " + e.getKey() + ": " + got.size() + " committed records for " + e.getValue().size()
+                        + " input records (" + lost + " lost, " + dup + " duplicated, " + foreign + " not from the input"
+                        + (lost == 0 && dup == 0 && foreign == 0 ? ", out of order" : "") + ")");
+            }
+            if (bad.isEmpty()) break;
+            last = String.join("; ", bad);
+            if (System.currentTimeMillis() > deadline) throw new Failed(last);
+            Thread.sleep(1000);
+        }
+        Map<Integer, List<String>> all = readAll(args[1], args[3], "read_uncommitted", timeoutMs);
+        long total = in.values().stream().mapToLong(List::size).sum();
+        long aborted = all.values().stream().mapToLong(List::size).sum() - committed.values().stream().mapToLong(List::size).sum();
+        return total + " records in " + in.size() + " partitions copied exactly once, in order (read_committed); aborted="
+                + aborted + " (records of aborted transactions, read_uncommitted only)";
     }
 }

@@ -36,7 +36,9 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *                        -> output (String word, Long count)
  * </pre>
  *
- * Usage: WordCountApp BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR
+ * Usage: WordCountApp BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [at_least_once|exactly_once_v2]
+ * (the processing guarantee, default at_least_once; exactly_once_v2: one transactional producer
+ * per stream thread, offsets committed in its transactions, read_committed reads)
  * Environment: COMPAT_REPLICATION_FACTOR (replication.factor of the internal topics, default 1).
  *
  * Prints (stdout, besides the log) lines run.sh looks for:
@@ -86,8 +88,8 @@ public final class WordCountApp {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: WordCountApp BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println("usage: WordCountApp BOOTSTRAP APPLICATION_ID INPUT OUTPUT STATE_DIR [GUARANTEE]");
             System.exit(2);
         }
         String rf = System.getenv().getOrDefault("COMPAT_REPLICATION_FACTOR", "1");
@@ -95,7 +97,13 @@ public final class WordCountApp {
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
         p.put(StreamsConfig.STATE_DIR_CONFIG, args[4]);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        String guarantee = args.length == 6 ? args[5] : StreamsConfig.AT_LEAST_ONCE;
+        if (!guarantee.equals(StreamsConfig.AT_LEAST_ONCE) && !guarantee.equals(StreamsConfig.EXACTLY_ONCE_V2)) {
+            System.err.println("guarantee: " + StreamsConfig.AT_LEAST_ONCE + " or " + StreamsConfig.EXACTLY_ONCE_V2);
+            System.exit(2);
+        }
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+        System.out.println("GUARANTEE " + guarantee);
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, rf);
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 2);
         // short intervals: the scenario is a couple of seconds of data
